@@ -1,0 +1,3 @@
+"""rationalign: Rationalize & Align experiment framework."""
+
+__version__ = "0.1.0"

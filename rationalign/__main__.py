@@ -1,0 +1,3 @@
+from rationalign.cli import entrypoint
+
+entrypoint()

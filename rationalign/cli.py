@@ -1,0 +1,132 @@
+"""The one entrypoint: `rationalign [overrides]` (= python -m rationalign), a @hydra.main app.
+
+Composition validates keys and types against the dataclasses in config.py; `validate()` then
+checks the values that need the registries (stage, loss, tasks, metrics) — all before any model
+loads, so a typo costs a second, not a model load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from rationalign.config import register_configs, register_resolvers
+
+log = logging.getLogger("rationalign")
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def import_components() -> None:
+    """Import every module that registers a stage/loss/source, so the registries are complete."""
+    import importlib
+    import pkgutil
+
+    import rationalign.rationale  # noqa: F401  (registers the sources)
+    import rationalign.stages as stages_pkg
+
+    for m in pkgutil.iter_modules(stages_pkg.__path__):
+        importlib.import_module(f"rationalign.stages.{m.name}")
+
+
+def validate(cfg: DictConfig) -> None:
+    from rationalign.stages.base import STAGES
+
+    if cfg.stage.name not in STAGES:
+        raise ConfigError(f"stage={cfg.stage.name}: unknown stage; known: {', '.join(STAGES.names())}")
+    missing = [t for t in cfg.task.names if t not in cfg.task.specs]
+    if missing:
+        raise ConfigError(f"task.names: no spec for {missing}; known: {sorted(cfg.task.specs)}")
+    try:
+        from rationalign.losses import LOSSES
+    except ImportError:  # losses module not built yet
+        LOSSES = None
+    if LOSSES is not None and cfg.loss.kind == "preference" and cfg.loss.name not in LOSSES:
+        raise ConfigError(f"loss.name={cfg.loss.name}: unknown loss; known: {', '.join(sorted(LOSSES))}")
+    for name in ("labeled", "unlabeled", "test"):
+        path = cfg.data.get(name)
+        if cfg.data.format == "records" and path and not Path(path).exists():
+            raise ConfigError(f"data.{name}: file not found: {path}")
+    if cfg.model.source == "hf" and not cfg.model.path:
+        raise ConfigError("model.path: required when model.source=hf (a hub id or a local directory)")
+    rat = OmegaConf.to_container(cfg.rationale, resolve=True)
+    if rat.get("position", "after") not in ("after", "before", "none"):
+        raise ConfigError(f"rationale.position={rat.get('position')}: expected after, before or none")
+    if rat.get("on_error", "fail") not in ("fail", "skip"):
+        raise ConfigError(f"rationale.on_error={rat.get('on_error')}: expected fail or skip")
+    from rationalign.rationale.base import SOURCES, parse_config
+
+    if rat.get("name") not in SOURCES:
+        raise ConfigError(f"rationale.name={rat.get('name')}: unknown source; known: {', '.join(sorted(SOURCES))}")
+    try:
+        parse_config(rat["name"], source_options(rat))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+    if cfg.tracking.backend not in ("none", "wandb"):
+        raise ConfigError(f"tracking.backend={cfg.tracking.backend}: expected none or wandb")
+    if cfg.engine.name not in ("hf", "vllm"):
+        raise ConfigError(f"engine.name={cfg.engine.name}: expected hf or vllm")
+
+
+def source_options(rationale: dict) -> dict:
+    """The rationale node minus the keys that belong to the stage, not the source."""
+    return {k: v for k, v in rationale.items() if k not in ("position", "on_error")}
+
+
+def run(cfg: DictConfig) -> dict:
+    from rationalign.stages.base import Context, run_stage
+    from rationalign.tracking import start_tracking
+
+    import_components()
+    validate(cfg)
+    workdir = Path(cfg.paths.workdir)
+    ctx = Context(cfg=cfg, workdir=workdir)
+    with start_tracking(cfg):
+        manifest = run_stage(ctx, cfg.stage.name)
+    print(f"[rationalign] stage {cfg.stage.name} -> {ctx.stage_dir(cfg.stage.name)}")
+    return manifest
+
+
+register_resolvers()
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    logging.getLogger("rationalign").setLevel(logging.INFO)
+    try:
+        import_components()
+        validate(cfg)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    run(cfg)
+
+
+def entrypoint() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
+
+
+if __name__ == "__main__":
+    entrypoint()
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """The config `rationalign <overrides>` would see (for tests, notebooks and drivers)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides or []))

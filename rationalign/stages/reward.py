@@ -1,0 +1,76 @@
+"""stage=reward: the Bradley-Terry reward model r_phi on the K-fold RM pairs (paper Sec. 3.2)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from rationalign.io import atomic_write_json
+from rationalign.stages.base import Context, register_stage
+from rationalign.stages.common import cache_dir
+
+log = logging.getLogger("rationalign")
+
+
+def reward_upstream(cfg):
+    # An explicit pairs file replaces the kfold stage entirely.
+    return () if cfg.reward.get("pairs") else ("kfold",)
+
+
+def reward_inputs(cfg) -> list[str]:
+    return [cfg.reward.pairs] if cfg.reward.get("pairs") else []
+
+
+def _pairs_path(ctx: Context) -> Path:
+    if ctx.cfg.reward.get("pairs"):
+        return Path(ctx.cfg.reward.pairs)
+    return ctx.require("kfold") / "rm_pairs.jsonl"
+
+
+@register_stage(
+    "reward",
+    config_keys=("model", "task", "prompts", "reward", "seed"),
+    upstream=reward_upstream,
+    input_files=reward_inputs,
+)
+def run_reward(ctx: Context, out: Path) -> dict:
+    """Reward model (1-logit head + LoRA, BT loss); saved under rm/, held-out pairwise accuracy in metrics."""
+    from rationalign.models import load_for_training, save_model
+    from rationalign.training.pairs_io import load_rm_pairs
+    from rationalign.training.reward import RMTemplate, split_heldout, train_reward, write_meta
+
+    cfg = ctx.cfg
+    path = _pairs_path(ctx)
+    pairs = load_rm_pairs(path)
+    unknown = sorted({p.task for p in pairs if p.task is not None and p.task not in cfg.task.specs})
+    if unknown:
+        raise ValueError(f"{path}: field 'task': {unknown} have no spec in task.specs "
+                         f"(known: {sorted(cfg.task.specs)}); compose with the matching task=")
+    template = RMTemplate.from_cfg(cfg.prompts, cfg.task)
+    train_pairs, held = split_heldout(pairs, float(cfg.reward.heldout_fraction), int(cfg.seed))
+    max_length = int(cfg.model.max_length)
+    rm_dir = out / "rm"
+
+    # One adapter per task (App. B.4) or one shared RM ("*").
+    if cfg.reward.per_task_adapters:
+        groups = sorted({p.task or "*" for p in pairs})
+    else:
+        groups = ["*"]
+    metrics, adapters = {}, {}
+    for g in groups:
+        tr = [p for p in train_pairs if g == "*" or (p.task or "*") == g]
+        he = [p for p in held if g == "*" or (p.task or "*") == g]
+        model, tok = load_for_training(cfg.model, cache_dir(cfg), head="score")
+        sub = "adapter" if g == "*" else f"adapter-{g}"
+        stats = train_reward(model, tok, tr, he, template, cfg.reward.train, out / sub,
+                             max_length=max_length, seed=int(cfg.seed), tracking=cfg.tracking, device=cfg.device)
+        atomic_write_json(out / f"train_log{'' if g == '*' else '-' + g}.json", stats.pop("log_history"))
+        save_model(model, tok, rm_dir / sub, merge=bool(cfg.model.lora.merge))
+        adapters[g] = sub
+        metrics[g] = stats
+    write_meta(rm_dir, cfg.model, template, adapters, max_length)
+    counts = {"pairs": len(pairs), "train_pairs": len(train_pairs), "heldout_pairs": len(held),
+              "by_task": dict(Counter(p.task or "*" for p in pairs)), "adapters": len(adapters)}
+    log.info("reward: %s", {g: (m["train_loss"], m["heldout_accuracy"]) for g, m in metrics.items()})
+    return {"counts": counts, "metrics": metrics["*"] if groups == ["*"] else metrics, "pairs_file": str(path)}

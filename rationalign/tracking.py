@@ -1,0 +1,50 @@
+"""Experiment tracking: wandb (offline unless the user opts in) or nothing.
+
+The config sent to wandb goes through `redact`, so anything that looks like a secret never
+leaves the process; API keys themselves are only ever read from the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.I)
+
+
+def redact(obj: Any) -> Any:
+    """Copy of a config container with secret-looking values masked (names ending _env are kept)."""
+    if isinstance(obj, dict):
+        return {k: ("***" if _SECRET_KEY.search(str(k)) and v else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def tags_for(cfg: DictConfig) -> list[str]:
+    return [f"loss:{cfg.loss.name}", f"task:{'+'.join(cfg.task.names)}", f"model:{cfg.model.name}",
+            f"rationale:{cfg.rationale.name}", *list(cfg.tracking.tags)]
+
+
+@contextlib.contextmanager
+def start_tracking(cfg: DictConfig) -> Iterator[Any]:
+    if cfg.tracking.backend != "wandb":
+        yield None
+        return
+    import wandb
+
+    os.environ.setdefault("WANDB_MODE", cfg.tracking.mode)
+    os.environ["WANDB_PROJECT"] = cfg.tracking.project
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("task", None)  # long prompt texts; the task names are in the tags
+    run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, group=cfg.tracking.group,
+                     mode=cfg.tracking.mode, config=redact(container), tags=tags_for(cfg),
+                     name=f"{cfg.stage.name}-{cfg.loss.name}", reinit="finish_previous")
+    try:
+        yield run
+    finally:
+        run.finish()

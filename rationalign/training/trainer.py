@@ -1,0 +1,113 @@
+"""One transformers.Trainer subclass shared by the SFT, reward and preference trainers.
+
+The Trainer does the loop (accumulation, optimiser, checkpoints, resume, logging, accelerate
+backends); each trainer only supplies a loss function returning (loss, metrics). Metrics are
+averaged over the steps between two log lines and tokens/s is measured on the real batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+log = logging.getLogger("rationalign")
+
+LossFn = Callable[[Any, dict, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+class LossTrainer(Trainer):
+    def __init__(self, *args, loss_fn: LossFn, scaled_for_ga: bool, **kw):
+        super().__init__(*args, **kw)
+        self._loss_fn = loss_fn
+        self.loss_is_scaled_for_ga = scaled_for_ga
+        self._metric_sums: dict[str, float] = defaultdict(float)
+        self._metric_n = 0
+        self._tokens = 0
+        self._t_last = time.time()
+        self.loss_history: list[tuple[int, float]] = []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, metrics = self._loss_fn(model, inputs, num_items_in_batch)
+        if model.training:
+            for k, v in metrics.items():
+                self._metric_sums[k] += float(v.detach().float().mean()) if torch.is_tensor(v) else float(v)
+            self._metric_n += 1
+            self._tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else 0
+        return (loss, None) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._metric_n:
+            for k, v in self._metric_sums.items():
+                logs[k] = v / self._metric_n
+            now = time.time()
+            logs["tokens_per_second"] = self._tokens / max(now - self._t_last, 1e-9)
+            self._metric_sums.clear()
+            self._metric_n = 0
+            self._tokens = 0
+            self._t_last = now
+        if "loss" in logs:
+            self.loss_history.append((self.state.global_step, float(logs["loss"])))
+        super().log(logs, start_time)
+
+
+def training_arguments(train_cfg: Any, out_dir: Path, *, seed: int, tracking: Any = None,
+                       run_name: str | None = None, device: str = "auto") -> TrainingArguments:
+    report_to = ["wandb"] if tracking is not None and getattr(tracking, "backend", "none") == "wandb" else []
+    use_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    save_steps = int(train_cfg.save_steps)
+    return TrainingArguments(
+        output_dir=str(out_dir / "checkpoints"),
+        per_device_train_batch_size=int(train_cfg.batch_size),
+        gradient_accumulation_steps=int(train_cfg.grad_accum),
+        learning_rate=float(train_cfg.lr),
+        num_train_epochs=float(train_cfg.epochs),
+        max_steps=int(train_cfg.max_steps),
+        warmup_steps=float(train_cfg.warmup_ratio),
+        weight_decay=float(train_cfg.weight_decay),
+        lr_scheduler_type="linear",
+        logging_steps=int(train_cfg.logging_steps),
+        save_strategy="steps" if save_steps > 0 else "no",
+        save_steps=save_steps if save_steps > 0 else 500,
+        save_total_limit=2,
+        bf16=bool(train_cfg.bf16),
+        gradient_checkpointing=bool(train_cfg.gradient_checkpointing),
+        train_sampling_strategy="group_by_length" if train_cfg.group_by_length else "random",
+        remove_unused_columns=False,
+        report_to=report_to,
+        run_name=run_name,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=use_cpu,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        save_only_model=False,
+    )
+
+
+def last_checkpoint(out_dir: Path) -> str | None:
+    ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(ckpts[-1]) if ckpts else None
+
+
+def fit(trainer: LossTrainer, out_dir: Path) -> dict:
+    """Train, resuming from the newest checkpoint under out_dir when there is one."""
+    resume = last_checkpoint(out_dir)
+    if resume:
+        log.info("resuming from %s", resume)
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    hist = trainer.loss_history
+    return {
+        "train_loss": float(result.training_loss),
+        "steps": int(trainer.state.global_step),
+        "seconds": round(time.time() - t0, 2),
+        "loss_first": hist[0][1] if hist else None,
+        "loss_last": hist[-1][1] if hist else None,
+        "log_history": trainer.state.log_history,
+    }

@@ -1,0 +1,69 @@
+"""Config composition and validation: errors name the key, before any model loads."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from rationalign.cli import ConfigError, compose, import_components, validate
+
+from .conftest import REPO
+
+
+def test_default_composes_with_every_group():
+    cfg = compose([])
+    for group in ("model", "task", "data", "loss", "rationale", "engine", "stage", "tracking", "prompts"):
+        assert group in cfg, group
+    assert cfg.model.name == "smollm2-135m"
+    assert cfg.loss.name == "mpo" and cfg.loss.lam == 0.8 and cfg.loss.beta == 0.01 and cfg.loss.gamma == 1.0
+    assert cfg.model.lora.r == 16 and cfg.model.lora.alpha == 16 and cfg.model.lora.dropout == 0.05
+
+
+def test_task_all_has_eight_specs():
+    cfg = compose(["task=all"])
+    assert len(cfg.task.names) == 8 and set(cfg.task.names) == set(cfg.task.specs)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("model.lora.rr=3", "rr"),
+    ("loss.lamda=0.3", "lamda"),
+    ("loss.beta=high", "beta"),
+    ("loss.ce_reduction=median", "ce_reduction"),
+])
+def test_bad_key_or_value_fails_at_composition(override, needle):
+    with pytest.raises((ConfigCompositionException, ValidationError)) as e:
+        compose([override])
+    assert needle in str(e.value) or needle in str(e.value.__cause__)
+
+
+def test_semantic_validation_names_the_key():
+    import_components()
+    with pytest.raises(ConfigError, match="stage=nope"):
+        validate(compose(["stage.name=nope"]))
+    with pytest.raises(ConfigError, match="data.labeled"):
+        validate(compose(["data.labeled=/no/such/file.jsonl"]))
+    with pytest.raises(ConfigError, match="rationale.position"):
+        validate(compose(["rationale.position=sideways"]))
+    with pytest.raises(ConfigError, match="rationale.temprature"):
+        validate(compose(["rationale=teacher", "+rationale.temprature=0.5"]))
+    with pytest.raises(ConfigError, match="model.path"):
+        validate(compose(["model=hf", "model.path=null"]))
+
+
+def test_cli_reports_bad_override_in_one_line_without_loading_a_model():
+    r = subprocess.run([sys.executable, "-m", "rationalign", "loss.lamda=1"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    first = [line for line in r.stderr.splitlines() if line.strip()][0]
+    assert "lamda" in first
+    assert "Converting" not in r.stderr and "Loading weights" not in r.stderr
+
+
+def test_help_lists_groups():
+    r = subprocess.run([sys.executable, "-m", "rationalign", "--help"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    for group in ("model:", "task:", "loss:", "stage:", "rationale:", "engine:", "data:"):
+        assert group in r.stdout
