@@ -56,6 +56,13 @@ def validate(cfg: DictConfig) -> None:
         path = cfg.data.get(name)
         if cfg.data.format == "records" and path and not Path(path).exists():
             raise ConfigError(f"data.{name}: file not found: {path}")
+        if cfg.data.format != "records":
+            from rationalign.data.readers.configured import configured_specs
+
+            try:
+                configured_specs(cfg, name)
+            except (ValueError, FileNotFoundError, KeyError) as e:
+                raise ConfigError(str(e)) from None
     if cfg.model.source == "hf" and not cfg.model.path:
         raise ConfigError("model.path: required when model.source=hf (a hub id or a local directory)")
     rat = OmegaConf.to_container(cfg.rationale, resolve=True)

@@ -176,6 +176,7 @@ class RewardParams:
 class SampleParams:
     m: int = 4
     max_new_tokens: int = 96
+    shard_size: int = 32  # inputs per resumable shard
 
 
 @dataclass
@@ -196,8 +197,13 @@ class AlignParams:
 
 @dataclass
 class EvaluateParams:
-    systems: List[str] = field(default_factory=lambda: ["aligned"])  # base | sft | aligned | path:<dir>
+    # base (zero-shot), sft, sft_no_rationale, aligned, or path:<adapter or model dir>
+    systems: List[str] = field(default_factory=lambda: ["base", "sft", "aligned"])
     max_new_tokens: int = 96
+    # Stop generating at the rationale marker: only the suggestion is scored, so this saves most
+    # of the decoding time (the rationale is then not stored).
+    stop_at_rationale: bool = False
+    analyses: bool = True  # reward-model quality and edit precision (need the reward stage / errant)
     report_name: str = "report"
 
 

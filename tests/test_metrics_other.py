@@ -87,7 +87,7 @@ def _tiny_hf_model(path, id2label):
     tokenizers = pytest.importorskip("tokenizers")
     import torch
 
-    words = "[PAD] [UNK] [CLS] [SEP] i would be grateful lol omg dude the report".split()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "i", "would", "be", "grateful", "lol", "omg", "dude", "the", "report"]
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({w: i for i, w in enumerate(words)},
                                                            unk_token="[UNK]"))
     tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()

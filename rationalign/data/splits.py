@@ -16,14 +16,11 @@ SPLITS = ("labeled", "unlabeled", "test")
 
 def split_files(cfg: DictConfig) -> list[str]:
     """Files whose content determines the data (hashed into stage keys)."""
-    files = [cfg.data[s] for s in SPLITS if cfg.data.format == "records" and cfg.data.get(s)]
-    for spec in (cfg.data.get("local") or {}).values():
-        for v in (OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else spec).values():
-            if isinstance(v, str) and Path(v).is_file():
-                files.append(v)
-            elif isinstance(v, list):
-                files.extend(x for x in v if isinstance(x, str) and Path(x).is_file())
-    return files
+    if cfg.data.format == "records":
+        return [cfg.data[s] for s in SPLITS if cfg.data.get(s)]
+    from rationalign.data.readers.configured import configured_files
+
+    return configured_files(cfg)
 
 
 def _cap(records: list[Record], cap: int | None, seed: int) -> list[Record]:

@@ -42,8 +42,12 @@ class HFEngine:
     @torch.no_grad()
     def sample(self, prompts: list[str], n: int = 1, *, temperature: float = 0.0, top_p: float = 1.0,
                top_k: int = 0, presence_penalty: float = 0.0, max_new_tokens: int = 128,
-               seed: int | None = None, **_: Any) -> list[list[str]]:
-        """n completions per prompt, in input order. temperature 0 means greedy (then n must be 1)."""
+               seed: int | None = None, stop: list[str] | None = None, **_: Any) -> list[list[str]]:
+        """n completions per prompt, in input order. temperature 0 means greedy (then n must be 1).
+
+        `stop`: strings that end a completion early (kept in the text), e.g. the rationale marker
+        when only the suggestion is scored.
+        """
         if not prompts:
             return []
         greedy = temperature <= 0
@@ -69,6 +73,8 @@ class HFEngine:
                 att[row, width - len(enc[i]):] = 1
             gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad,
                                               eos_token_id=self.tok.eos_token_id)
+            if stop:
+                gen_kwargs.update(stop_strings=list(stop), tokenizer=self.tok)
             if greedy:
                 gen_kwargs.update(do_sample=False)
             else:

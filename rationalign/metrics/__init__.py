@@ -17,8 +17,8 @@ no scikit-learn until a metric that needs them runs).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 __all__ = ["METRICS", "get_metric"]
 

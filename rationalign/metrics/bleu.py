@@ -1,7 +1,7 @@
 """Corpus BLEU through sacrebleu (the scores papers report), with its reproducibility signature."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["corpus_bleu"]
 
@@ -18,7 +18,7 @@ def corpus_bleu(predictions: Sequence[str], references: Sequence[Sequence[str]],
         raise ValueError(f"BLEU: {len(predictions)} predictions but {len(references)} reference lists")
     for i, refs in enumerate(references):
         if isinstance(refs, str):
-            raise ValueError(f"BLEU: references[{i}] is a string; expected a list of references")
+            raise ValueError(f"BLEU: references[{i}] is a string; expected a list of references")  # noqa: TRY004
         if len(refs) == 0:
             raise ValueError(f"BLEU: sentence {i} has no reference")
     n = max(len(r) for r in references)

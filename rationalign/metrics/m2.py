@@ -31,13 +31,13 @@ edges in a fixed order (diagonal, deletion, insertion, merged).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
 
-from .m2_format import M2Sentence, load_m2, parse_m2  # noqa: F401  (parse_m2 re-exported)
+from .m2_format import M2Sentence, load_m2, parse_m2
 
-__all__ = ["score", "evaluate", "parse_m2", "system_edits", "M2Result"]
+__all__ = ["M2Result", "evaluate", "parse_m2", "score", "system_edits"]
 
 Node = tuple[int, int]  # (source position, hypothesis position)
 
@@ -59,7 +59,7 @@ def _lattice(src: list[str], hyp: list[str]) -> dict[Node, list[tuple[Node, bool
                 diag = prev[j - 1] + (0 if s == hyp[j - 1] else sub_cost)
                 dele = prev[j] + 1
                 ins = row[j - 1] + 1
-                row[j] = diag if diag <= dele and diag <= ins else (dele if dele <= ins else ins)
+                row[j] = diag if diag <= dele and diag <= ins else (min(dele, ins))
             table.append(row)
             prev = row
         # keep only nodes on optimal paths: walk back from the end over all tied moves
@@ -237,7 +237,7 @@ class M2Result:
                 "precision": self.precision, "recall": self.recall, "f": self.f}
 
 
-def evaluate(gold_m2: Union[str, Path, list], predictions: Sequence[str], beta: float = 0.5,
+def evaluate(gold_m2: str | Path | list, predictions: Sequence[str], beta: float = 0.5,
              max_unchanged_words: int = 2, ignore_whitespace_casing: bool = False) -> M2Result:
     sentences: list[M2Sentence] = load_m2(gold_m2)
     if len(sentences) != len(predictions):
@@ -271,7 +271,7 @@ def evaluate(gold_m2: Union[str, Path, list], predictions: Sequence[str], beta: 
     return M2Result(tot_c, tot_p, tot_g, prec, rec, f, chosen, per_sent)
 
 
-def score(gold_m2: Union[str, Path, list], predictions: Sequence[str], beta: float = 0.5,
+def score(gold_m2: str | Path | list, predictions: Sequence[str], beta: float = 0.5,
           max_unchanged_words: int = 2, ignore_whitespace_casing: bool = False) -> dict:
     """Corpus M2: dict(correct, proposed, gold, precision, recall, f); P/R/F in [0, 1].
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
-__all__ = ["M2Error", "M2Edit", "M2Sentence", "parse_m2", "read_m2", "load_m2", "apply_edits"]
+__all__ = ["M2Edit", "M2Error", "M2Sentence", "apply_edits", "load_m2", "parse_m2", "read_m2"]
 
 
 class M2Error(ValueError):
@@ -74,10 +73,9 @@ def _parse_edit(line: str, lineno: int, n_tokens: int, where: str) -> M2Edit:
     except ValueError:
         raise M2Error(f"{where}:{lineno}: annotator id must be an integer, got {fields[-1]!r}") from None
     etype = fields[1]
-    if etype != "noop" and not (start == end == -1):
-        if not 0 <= start <= end <= n_tokens:
-            raise M2Error(f"{where}:{lineno}: edit span {start} {end} outside the source sentence "
-                          f"({n_tokens} tokens)")
+    if etype != "noop" and not (start == end == -1) and not 0 <= start <= end <= n_tokens:
+        raise M2Error(f"{where}:{lineno}: edit span {start} {end} outside the source sentence "
+                      f"({n_tokens} tokens)")
     corrections = tuple("" if c == "-NONE-" else c.strip() for c in fields[2].split("||"))
     return M2Edit(start, end, etype, corrections, fields[2], annotator, lineno)
 
@@ -108,12 +106,12 @@ def parse_m2(text: str, source_name: str = "<m2 text>") -> list[M2Sentence]:
     return sentences
 
 
-def read_m2(path: Union[str, Path]) -> list[M2Sentence]:
+def read_m2(path: str | Path) -> list[M2Sentence]:
     path = Path(path)
     return parse_m2(path.read_text(encoding="utf-8"), str(path))
 
 
-def load_m2(gold: Union[str, Path, list]) -> list[M2Sentence]:
+def load_m2(gold: str | Path | list) -> list[M2Sentence]:
     """Accept parsed sentences, a path, or M2 text (text is recognised by its leading 'S ')."""
     if isinstance(gold, list):
         return gold

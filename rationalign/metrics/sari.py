@@ -8,15 +8,15 @@ before any precision/recall, so corpus SARI is not the mean of sentence SARI.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 NGRAM_ORDER = 4
 _TOKENIZER = Tokenizer13a()
 
-__all__ = ["corpus_sari", "corpus_sari_operations", "corpus_ngram_stats", "sentence_sari"]
+__all__ = ["corpus_ngram_stats", "corpus_sari", "corpus_sari_operations", "sentence_sari"]
 
 
 @lru_cache(maxsize=2**16)
@@ -45,7 +45,7 @@ def _check(sources, predictions, references) -> int:
         raise ValueError("SARI: empty corpus")
     for i, refs in enumerate(references):
         if isinstance(refs, str):
-            raise ValueError(f"SARI: references[{i}] is a string; expected a list of references")
+            raise ValueError(f"SARI: references[{i}] is a string; expected a list of references")  # noqa: TRY004
     n_refs = {len(r) for r in references}
     if len(n_refs) != 1:
         raise ValueError(

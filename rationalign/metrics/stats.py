@@ -1,11 +1,11 @@
 """Statistics for comparing systems: Pearson correlation and paired bootstrap significance."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["pearson", "paired_bootstrap"]
+__all__ = ["paired_bootstrap", "pearson"]
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:

@@ -124,6 +124,17 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def run_stage(ctx: Context, name: str) -> dict:
     """Run one stage unless its manifest already matches; returns the manifest."""
     import json
@@ -138,6 +149,7 @@ def run_stage(ctx: Context, name: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     log.info("stage %s: running -> %s", name, out)
     t0 = time.time()
+    seed_everything(int(ctx.cfg.seed))  # every stage starts from the same RNG state, resumed or not
     payload = stage.run(ctx, out) or {}
     manifest = {
         "stage": name,

@@ -19,9 +19,10 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -106,8 +107,8 @@ def make_loss_fn(loss_name: str, hparams: dict) -> Callable:
     def loss_fn(model, inputs, num_items_in_batch=None):
         lp, lens = sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
         b = int(inputs["n_pairs"])  # rows: B chosen, B rejected, then B rationales (rdpo/rorpo)
-        fields: dict[str, Any] = dict(chosen_logps=lp[:b], rejected_logps=lp[b:2 * b],
-                                      chosen_lengths=lens[:b], rejected_lengths=lens[b:2 * b])
+        fields: dict[str, Any] = {"chosen_logps": lp[:b], "rejected_logps": lp[b:2 * b],
+                                      "chosen_lengths": lens[:b], "rejected_lengths": lens[b:2 * b]}
         if lp.size(0) == 3 * b:
             fields.update(rationale_logps=lp[2 * b:], rationale_lengths=lens[2 * b:])
         if "rewards" in inputs:

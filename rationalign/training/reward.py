@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -51,7 +52,7 @@ class RMTemplate:
         return render_rm({"rm_template": self.rm_template}, {"rm_instruction": rm_instruction}, source, suggestion)
 
     @classmethod
-    def from_cfg(cls, prompts_cfg: Any, task_cfg: Any) -> "RMTemplate":
+    def from_cfg(cls, prompts_cfg: Any, task_cfg: Any) -> RMTemplate:
         from rationalign.prompts import cfg_get
 
         specs = cfg_get(task_cfg, "specs") or {}
@@ -168,6 +169,7 @@ def train_reward(model, tokenizer, train_pairs: Sequence[RMPair], heldout_pairs:
     train_acc = pairwise_accuracy(trainer.model, tokenizer, train_ds, bs)
     stats.update(train_pairs=len(train_ds), heldout_pairs=len(held_ds), heldout_accuracy=after["accuracy"],
                  heldout_margin=after["margin"], heldout_accuracy_before=before["accuracy"],
+                 heldout_margin_before=before["margin"],
                  train_accuracy=train_acc["accuracy"])
     return stats
 
@@ -195,7 +197,7 @@ class RewardScorer:
 
     @classmethod
     def load(cls, rm_dir: str | Path, cache_dir: str | Path | None = None, *, device: str | None = None,
-             batch_size: int = 16) -> "RewardScorer":
+             batch_size: int = 16) -> RewardScorer:
         from rationalign.models import load_base_model, load_trained
 
         rm_dir = Path(rm_dir)

@@ -15,6 +15,7 @@ from pathlib import Path
 from rationalign.data.readers._common import DEFAULT_INSTRUCTIONS, TASKS, LoadResult
 from rationalign.data.readers.aligned import read_aligned, read_gyafc
 from rationalign.data.readers.coedit import read_coedit, split_instruction
+from rationalign.data.readers.configured import load_configured_split as load_configured_split
 from rationalign.data.readers.hub import load_hub
 from rationalign.data.readers.iterater import read_iterater
 from rationalign.data.readers.m2 import apply_edits, parse_m2, read_m2

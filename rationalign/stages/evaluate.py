@@ -1,0 +1,230 @@
+"""stage=evaluate: greedy generation on the test split for each system, suggestion-only scoring,
+and the Table 1 report. Predictions are saved per system and task, so rescoring never regenerates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from rationalign.data.records import Record
+from rationalign.data.splits import load_split, split_files
+from rationalign.io import atomic_write_jsonl
+from rationalign.stages.base import Context, register_stage
+from rationalign.stages.common import cache_dir, position, user_message, with_rationale
+
+log = logging.getLogger("rationalign")
+
+
+def _system_stage(name: str) -> str | None:
+    return {"sft": "sft", "aligned": "align"}.get(name)
+
+
+def evaluate_upstream(cfg) -> tuple[str, ...]:
+    ups = [s for s in (_system_stage(n) for n in cfg.evaluate.systems) if s]
+    if cfg.evaluate.analyses and "reward" not in ups and any(n != "base" for n in cfg.evaluate.systems):
+        ups.append("reward")
+    return tuple(dict.fromkeys(ups))
+
+
+def _no_rationale_ctx(ctx: Context) -> Context:
+    cfg = OmegaConf.create(OmegaConf.to_container(ctx.cfg, resolve=False))
+    OmegaConf.update(cfg, "rationale.position", "none")
+    return Context(cfg=cfg, workdir=ctx.workdir)
+
+
+def resolve_system(ctx: Context, name: str) -> tuple[Path | None, Any]:
+    """(adapter or model dir, config whose prompt format the system was trained with)."""
+    if name == "base":
+        return None, ctx.cfg
+    if name == "sft_no_rationale":
+        sub = _no_rationale_ctx(ctx)
+        return sub.require("sft") / "adapter", sub.cfg
+    if name.startswith("path:"):
+        return Path(name[5:]), ctx.cfg
+    stage = _system_stage(name)
+    if stage is None:
+        raise ValueError(f"evaluate.systems: unknown system '{name}' (base, sft, sft_no_rationale, aligned, path:<dir>)")
+    return ctx.require(stage) / "adapter", ctx.cfg
+
+
+def column_of(spec: Any, record: Record) -> str:
+    from rationalign.prompts import task_columns
+
+    cols = task_columns(spec)
+    col = record.meta.get("column") if record.meta else None
+    return col if col in cols else cols[0]
+
+
+def generate_predictions(ctx: Context, out: Path, system: str, records: list[Record]) -> dict[str, list[dict]]:
+    """{task: [{id, output, suggestion, rationale, ok}]}; per-task files are reused when present."""
+    from rationalign.prompts import parse_response
+
+    by_task: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_task[r.task].append(r)
+    result, todo = {}, []
+    for task, recs in by_task.items():
+        path = out / "predictions" / system / f"{task}.jsonl"
+        if path.exists():
+            result[task] = [json.loads(line) for line in path.read_text().splitlines()]
+        else:
+            todo.append(task)
+    if not todo:
+        return result
+    from rationalign.engines.hf import HFEngine
+    from rationalign.models import load_trained
+
+    model_dir, sys_cfg = resolve_system(ctx, system)
+    model, tok = load_trained(ctx.cfg.model, model_dir, cache_dir(ctx.cfg))
+    engine = HFEngine(model, tok, batch_size=int(ctx.cfg.engine.batch_size), seed=int(ctx.cfg.seed))
+    pos = position(sys_cfg) if with_rationale(sys_cfg) else "none"
+    marker = OmegaConf.select(ctx.cfg, "prompts.response.rationale_marker") or "Explanation:"
+    stop = [marker] if ctx.cfg.evaluate.stop_at_rationale and pos == "after" else None
+    for task in todo:
+        recs = by_task[task]
+        outs = engine.generate([user_message(sys_cfg, r) for r in recs], temperature=0,
+                               max_new_tokens=int(ctx.cfg.evaluate.max_new_tokens), stop=stop)
+        rows = []
+        for r, o in zip(recs, outs):
+            p = parse_response(o, pos, ctx.cfg.prompts)
+            # A malformed answer is still scored on what it proposes (the text before any marker);
+            # an empty suggestion scores as "no change" rather than being dropped.
+            suggestion = p.suggestion if p.suggestion else r.source
+            rows.append({"id": r.id, "output": o, "suggestion": suggestion, "rationale": p.rationale,
+                         "ok": bool(p.ok), "reason": p.reason})
+        atomic_write_jsonl(out / "predictions" / system / f"{task}.jsonl", rows)
+        result[task] = rows
+    return result
+
+
+def score_column(metric_names: list[str], recs: list[Record], preds: list[str]) -> dict:
+    from rationalign.metrics import get_metric
+
+    cell: dict[str, Any] = {"n": len(recs)}
+    for i, m in enumerate(metric_names):
+        if m == "formality":
+            cell["formality"] = float(get_metric("formality")(None, preds)["score"])
+            continue
+        if m == "m2" and all(r.meta.get("m2") for r in recs):
+            refs: Any = "\n\n".join(r.meta["m2"].strip() for r in recs) + "\n"
+        else:
+            refs = [r.gold for r in recs]
+        res = get_metric(m)([r.source for r in recs], preds, refs)
+        if i == 0:
+            cell["score"] = float(res["score"])
+            cell["metric"] = m
+            if "signature" in res:
+                cell["signature"] = res["signature"]
+        else:
+            cell[m] = float(res["score"])
+    return cell
+
+
+def score_system(cfg, records: list[Record], preds: dict[str, list[dict]]) -> dict[str, dict]:
+    by_id = {p["id"]: p for rows in preds.values() for p in rows}
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        groups[column_of(cfg.task.specs[r.task], r)].append(r)
+    cells = {}
+    for col, recs in groups.items():
+        spec = cfg.task.specs[recs[0].task]
+        names = list(spec.report_metrics) or [spec.metric]
+        cells[col] = score_column(names, recs, [by_id[r.id]["suggestion"] for r in recs])
+        cells[col]["malformed"] = sum(1 for r in recs if not by_id[r.id]["ok"])
+    return cells
+
+
+def reward_model_analysis(ctx: Context, records: list[Record], all_preds: dict[str, dict]) -> dict | None:
+    """Paper's RM checks on labeled inputs: agreement of reward and metric on the winner, Pearson."""
+    from rationalign.metrics.stats import pearson
+    from rationalign.scoring import sentence_score
+    from rationalign.training.reward import RewardScorer
+
+    rm_dir = ctx.stage_dir("reward") / "rm"
+    if not rm_dir.exists():
+        return None
+    scorer = RewardScorer.load(rm_dir, cache_dir=cache_dir(ctx.cfg))
+    by_id = {r.id: r for r in records}
+    cands: dict[str, list[str]] = defaultdict(list)
+    for rows in all_preds.values():
+        for task_rows in rows.values():
+            for p in task_rows:
+                if p["suggestion"] not in cands[p["id"]]:
+                    cands[p["id"]].append(p["suggestion"])
+    items, keys = [], []
+    for rid, sugg in cands.items():
+        r = by_id[rid]
+        for s in sugg:
+            items.append((r.task, r.instruction, r.source, s))
+            keys.append((rid, s))
+    rewards = scorer.score(items)
+    metric = [sentence_score(ctx.cfg.task.specs[by_id[rid].task], by_id[rid], s) for rid, s in keys]
+    per: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for (rid, _), rw, mt in zip(keys, rewards, metric):
+        per[rid].append((rw, mt))
+    agree = ties = inputs = 0
+    for pts in per.values():
+        if len(pts) < 2:
+            continue
+        w, lo = max(pts), min(pts)
+        if w[1] == lo[1] or w[0] == lo[0]:
+            ties += 1
+            continue
+        inputs += 1
+        agree += w[1] > lo[1]
+    return {"inputs": inputs, "ties": ties, "agreement": agree / inputs if inputs else None,
+            "points": len(rewards), "pearson": pearson(rewards, metric) if len(rewards) > 2 else None}
+
+
+def edit_analysis(records: list[Record], all_preds: dict[str, dict]) -> dict:
+    """Edits each system proposes (errant) and their precision against the gold edits."""
+    from rationalign.metrics.errant_f import score as errant_score
+
+    out = {}
+    recs = [r for r in records if r.gold]
+    for system, preds in all_preds.items():
+        by_id = {p["id"]: p for rows in preds.values() for p in rows}
+        res = errant_score([r.source for r in recs], [by_id[r.id]["suggestion"] for r in recs],
+                           [r.gold for r in recs])
+        out[system] = {"proposed": int(res["tp"] + res["fp"]), "tp": int(res["tp"]),
+                       "precision": (res["tp"] / (res["tp"] + res["fp"])) if res["tp"] + res["fp"] else None}
+    return out
+
+
+@register_stage(
+    "evaluate",
+    config_keys=("model", "task", "data", "prompts", "sft", "evaluate", "engine.name", "seed", "rationale.position"),
+    upstream=evaluate_upstream,
+    input_files=split_files,
+)
+def run_evaluate(ctx: Context, out: Path) -> dict:
+    """Greedy generation on the test split, scoring, and the Table 1 report."""
+    from rationalign.report import write_report
+
+    cfg = ctx.cfg
+    records = [r for r in load_split(cfg, "test") if r.gold or (r.meta and r.meta.get("m2"))]
+    if not records:
+        raise ValueError("stage evaluate: no test records with gold revisions (data.test)")
+    results, all_preds = {}, {}
+    for system in cfg.evaluate.systems:
+        log.info("evaluate: system %s", system)
+        preds = generate_predictions(ctx, out, system, records)
+        all_preds[system] = preds
+        results[system] = score_system(cfg, records, preds)
+    extra: dict[str, Any] = {}
+    if cfg.evaluate.analyses:
+        extra["edits"] = edit_analysis(records, all_preds)
+        if "reward" in evaluate_upstream(cfg):
+            rm = reward_model_analysis(ctx, records, all_preds)
+            if rm:
+                extra["reward_model"] = rm
+    md = write_report(out, cfg.evaluate.report_name, results, extra)
+    print(md)
+    return {"counts": {"test_records": len(records), "systems": len(results)}, "metrics": results,
+            "analyses": extra, "report": str(out / f"{cfg.evaluate.report_name}.md")}

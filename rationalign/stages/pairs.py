@@ -1,0 +1,79 @@
+"""stage=pairs: score candidates' suggestions with the reward model, build D_H.
+
+Paper Sec. 3.3: for every unlabeled input the best- and worst-rewarded candidates form a pair; only
+the inputs whose winner reward r_w is in the top `pairs.keep_fraction` (20%) are kept. Every input
+that yields no pair is counted with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from rationalign.io import atomic_write_jsonl
+from rationalign.stages.base import Context, register_stage
+from rationalign.stages.common import cache_dir
+
+log = logging.getLogger("rationalign")
+
+
+def select_pairs(rows: list[dict], keep_fraction: float, min_gap: float = 0.0) -> tuple[list[dict], dict]:
+    """rows carry candidates with a `reward`; returns (D_H rows, dropped-reason counts)."""
+    dropped = {"fewer_than_two_well_formed": 0, "identical_suggestions": 0, "reward_gap_too_small": 0,
+               "below_keep_fraction": 0}
+    scored = []
+    for row in rows:
+        ok = [c for c in row["candidates"] if c["ok"] and c.get("reward") is not None]
+        if len(ok) < 2:
+            dropped["fewer_than_two_well_formed"] += 1
+            continue
+        if len({c["suggestion"] for c in ok}) < 2:
+            dropped["identical_suggestions"] += 1
+            continue
+        # max/min with a stable tie-break on candidate order keeps reruns identical.
+        w = max(ok, key=lambda c: c["reward"])
+        lo = min(ok, key=lambda c: c["reward"])
+        if w["reward"] - lo["reward"] <= min_gap or w["suggestion"] == lo["suggestion"]:
+            dropped["reward_gap_too_small"] += 1
+            continue
+        scored.append({"id": row["id"], "task": row["task"], "instruction": row["instruction"],
+                       "source": row["source"], "chosen": w["text"], "rejected": lo["text"],
+                       "chosen_reward": w["reward"], "rejected_reward": lo["reward"],
+                       "chosen_suggestion": w["suggestion"], "rejected_suggestion": lo["suggestion"]})
+    n_keep = math.floor(keep_fraction * len(scored) + 0.5)
+    scored.sort(key=lambda r: (-r["chosen_reward"], r["id"]))
+    kept = sorted(scored[:n_keep], key=lambda r: r["id"])
+    dropped["below_keep_fraction"] = len(scored) - len(kept)
+    return kept, {"scored_inputs": len(scored), **dropped}
+
+
+@register_stage(
+    "pairs",
+    config_keys=("pairs", "prompts", "task.names"),
+    upstream=("sample", "reward"),
+)
+def run_pairs(ctx: Context, out: Path) -> dict:
+    """Reward-score every well-formed suggestion; best vs worst per input; keep the top fraction."""
+    from rationalign.training.reward import RewardScorer
+
+    cfg = ctx.cfg
+    rows = [json.loads(line) for line in (ctx.require("sample") / "candidates.jsonl").read_text().splitlines()]
+    scorer = RewardScorer.load(ctx.require("reward") / "rm", cache_dir=cache_dir(cfg), batch_size=int(cfg.engine.batch_size))
+    items, where = [], []
+    for i, row in enumerate(rows):
+        for j, c in enumerate(row["candidates"]):
+            if c["ok"]:
+                items.append((row["task"], row["instruction"], row["source"], c["suggestion"]))
+                where.append((i, j))
+    rewards = scorer.score(items)
+    for (i, j), r in zip(where, rewards):
+        rows[i]["candidates"][j]["reward"] = float(r)
+    atomic_write_jsonl(out / "scored.jsonl", rows)
+    d_h, counts = select_pairs(rows, float(cfg.pairs.keep_fraction), float(cfg.pairs.min_reward_gap))
+    if not d_h:
+        raise ValueError(f"stage pairs: no preference pairs from {len(rows)} inputs ({counts}); the SFT model's "
+                         f"samples are in {ctx.stage_dir('sample')}/candidates.jsonl")
+    atomic_write_jsonl(out / "d_h.jsonl", d_h)
+    return {"counts": {"inputs": len(rows), "scored_candidates": len(items), "pairs": len(d_h), **counts}}

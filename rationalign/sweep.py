@@ -1,0 +1,304 @@
+"""Sweep plumbing: every job leaves a self-describing `result.json`, failures included.
+
+Hydra's `run_job` already catches an `Exception` raised by the task function and marks the job
+FAILED; the basic and submitit launchers then run the remaining jobs of the batch, and the sweeper
+re-raises the first failure only after the batch (so the process exits non-zero at the end).
+What Hydra does not do is write down, per job, what ran and what came out. `JobResultCallback`
+(conf/hydra/callbacks/job_result.yaml) does that in `on_job_end`, which runs in the job's own
+process (also under submitit), and refreshes the sweep's summary table after every job, because
+`on_multirun_end` is skipped when the sweeper re-raises a failure.
+
+Also here: `export_distributed_env`, which maps a submitit multi-task job (SLURM
+`tasks_per_node > 1`) to the RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT variables
+that transformers' Trainer and accelerate read; the callback calls it in `on_job_start`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rationalign.io import atomic_write_json, sha256_json
+from rationalign.tracking import tags_for
+
+log = logging.getLogger("rationalign")
+
+RESULT = "result.json"
+_SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------------------------
+# result.json
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, str]:
+    """['loss.lam=0.4', '+experiment=x'] -> {'loss.lam': '0.4', 'experiment': 'x'}; secrets masked."""
+    out: dict[str, str] = {}
+    for o in overrides:
+        key, sep, value = str(o).partition("=")
+        key = key.lstrip("+~")
+        if _SECRET.search(key.rsplit(".", 1)[-1]):
+            value = "***"
+        out[key] = value if sep else ""
+    return out
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> {'a.b': scalar}; lists and None are dropped (a table cell holds one number)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, name + "."))
+        elif isinstance(v, (int, float, str, bool)):
+            out[name] = v
+    return out
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the resolved job config (without the hydra node): equal hash, equal job."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    return sha256_json(container)[:12]
+
+
+# A pipeline's own manifest may only list what it ran; its numbers live in these stages' manifests.
+EXTRA_STAGES = {"pipeline": ("align", "evaluate")}
+
+
+def _stage_manifests(cfg: DictConfig) -> dict[str, tuple[dict | None, Path]]:
+    """{stage: (manifest or None if unfinished, dir)} for the job's stage and its EXTRA_STAGES,
+    found by content address, so it works whatever the task function returned."""
+    import json
+
+    from rationalign.cli import import_components
+    from rationalign.stages.base import MANIFEST, STAGES, Context
+
+    import_components()
+    ctx = Context(cfg=cfg, workdir=Path(cfg.paths.workdir))
+    out = {}
+    for name in (cfg.stage.name, *EXTRA_STAGES.get(cfg.stage.name, ())):
+        if name != cfg.stage.name and name not in STAGES:
+            continue
+        d = ctx.stage_dir(name)
+        m = d / MANIFEST
+        out[name] = (json.loads(m.read_text()) if m.exists() else None), d
+    return out
+
+
+def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = None,
+                 job: dict | None = None) -> dict:
+    """result.json payload for a job whose task returned `outcome` (a manifest, None, or an exception)."""
+    failed = isinstance(outcome, BaseException)
+    res: dict[str, Any] = {
+        "status": "failed" if failed else "ok",
+        "error": None,
+        "overrides": parse_overrides(list(overrides or [])),
+        "override_list": [o if not _SECRET.search(str(o).partition("=")[0]) else
+                          str(o).partition("=")[0] + "=***" for o in (overrides or [])],
+        "config_hash": None,
+        "stage": None,
+        "stage_dir": None,
+        "stage_key": None,
+        "upstream": {},
+        "metrics": {},
+        "counts": {},
+        "seconds": None,
+        "job": job or {},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if failed:
+        res["error"] = {"type": type(outcome).__name__, "message": str(outcome),
+                        "traceback": "".join(traceback.format_exception(type(outcome), outcome,
+                                                                        outcome.__traceback__))[-8000:]}
+    try:
+        res["config_hash"] = config_hash(cfg)
+        res["stage"] = str(cfg.stage.name)
+    except Exception as e:  # noqa: BLE001 - a broken config must still leave a result
+        res.setdefault("notes", []).append(f"config: {type(e).__name__}: {e}")
+    try:
+        res["tracking"] = {"group": cfg.tracking.group, "tags": tags_for(cfg)}
+    except Exception as e:  # noqa: BLE001 - an unresolvable group must not lose the result
+        res.setdefault("notes", []).append(f"tracking: {type(e).__name__}: {e}")
+    manifest = outcome if isinstance(outcome, Mapping) and "stage" in outcome else None
+    found: dict[str, tuple[dict | None, Path]] = {}
+    try:
+        found = _stage_manifests(cfg)
+    except Exception as e:  # noqa: BLE001 - e.g. the config error that failed the job itself
+        if not failed:
+            res.setdefault("notes", []).append(f"stage dir: {type(e).__name__}: {e}")
+    if res["stage"] in found:
+        res["stage_dir"] = str(found[res["stage"]][1])
+        manifest = manifest or found[res["stage"]][0]
+    res["stage_dirs"] = {k: str(d) for k, (m, d) in found.items() if m is not None}
+    if manifest:
+        res["stage_key"] = manifest.get("key")
+        res["upstream"] = dict(manifest.get("upstream") or {})
+        res["metrics"] = flatten(manifest.get("metrics") or {})
+        res["counts"] = flatten(manifest.get("counts") or {})
+        res["seconds"] = manifest.get("seconds")
+    for name, (m, _) in found.items():
+        if name != res["stage"] and m:
+            res["metrics"].update(flatten(m.get("metrics") or {}, f"{name}."))
+    return res
+
+
+def write_job_result(cfg: DictConfig, outcome: Any, output_dir: str | Path | None = None,
+                     overrides: list[str] | None = None, job: dict | None = None) -> Path:
+    """Write `<job output dir>/result.json` for a manifest (success) or an exception (failure).
+
+    Outside a callback, `output_dir` and `overrides` default to what HydraConfig knows.
+    """
+    if output_dir is None or overrides is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        output_dir = output_dir or hc.runtime.output_dir
+        overrides = list(hc.overrides.task) if overrides is None else overrides
+    path = Path(output_dir) / RESULT
+    atomic_write_json(path, build_result(cfg, outcome, overrides, job))
+    return path
+
+
+def _is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+try:  # Hydra >= 1.1
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover
+    _HydraCallback = object  # type: ignore[misc,assignment]
+
+
+class JobResultCallback(_HydraCallback):
+    """Hydra callback: result.json per job, sweep summary, distributed env, optional objective.
+
+    objective: dotted path into result.json (e.g. `metrics.train_loss`); when set, the job's return
+    value becomes that float, which is what the Optuna sweeper optimises (the task function itself
+    returns None or a manifest).
+    summary: refresh `<sweep dir>/summary.{md,csv}` after every job of a multirun.
+    """
+
+    def __init__(self, objective: str | None = None, summary: bool = True, plots: bool = True) -> None:
+        self.objective = objective
+        self.summary = summary
+        self.plots = plots
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        export_distributed_env()
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        from hydra.core.utils import JobStatus
+
+        if not _is_rank_zero():
+            return
+        outcome = job_return._return_value  # the manifest, or the exception on failure (no re-raise)
+        task_cfg = job_return.cfg if job_return.cfg is not None else config
+        hc = config.hydra
+        job = {"num": _get(hc, "job.num"), "id": _get(hc, "job.id"), "name": _get(hc, "job.name"),
+               "output_dir": _get(hc, "runtime.output_dir"), "mode": str(_get(hc, "mode"))}
+        try:
+            path = write_job_result(task_cfg, outcome, job["output_dir"], list(job_return.overrides or []), job)
+        except Exception:
+            log.exception("could not write %s", RESULT)
+            return
+        if job_return.status == JobStatus.FAILED:
+            log.error("job %s failed: %s: %s (recorded in %s)", job["num"], type(outcome).__name__, outcome, path)
+        if self.objective and job_return.status == JobStatus.COMPLETED:
+            import json
+
+            value = _dig(json.loads(path.read_text()), self.objective)
+            if value is None:
+                job_return.status = JobStatus.FAILED
+                job_return.return_value = KeyError(f"objective {self.objective!r} not found in {path}")
+            else:
+                job_return.return_value = float(value)
+        if self.summary and "MULTIRUN" in job["mode"]:
+            self._summarise(Path(str(_get(hc, "sweep.dir"))), plots=False)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.summary:
+            self._summarise(Path(str(config.hydra.sweep.dir)), plots=self.plots)
+
+    @staticmethod
+    def _summarise(sweep_dir: Path, plots: bool) -> None:
+        from rationalign.report_sweep import write_summary
+
+        try:
+            write_summary(sweep_dir, plots=plots)
+        except Exception:
+            log.exception("could not write the sweep summary under %s", sweep_dir)
+
+
+def _get(cfg: DictConfig, dotted: str) -> Any:
+    try:
+        return OmegaConf.select(cfg, dotted, throw_on_missing=False)
+    except Exception:  # noqa: BLE001 - e.g. an unresolvable interpolation
+        return None
+
+
+def _dig(obj: Any, dotted: str) -> Any:
+    """'metrics.train_loss' -> obj['metrics']['train_loss'] (metric names may contain dots)."""
+    head, _, rest = dotted.partition(".")
+    if not isinstance(obj, Mapping) or head not in obj:
+        return None
+    node = obj[head]
+    if not rest:
+        return node
+    if isinstance(node, Mapping) and rest in node:
+        return node[rest]
+    return _dig(node, rest)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch distributed env from submitit
+
+
+def distributed_env(job_env: Any) -> dict[str, str]:
+    """The env:// variables for one task of a submitit job (global_rank, local_rank, num_tasks,
+    num_nodes, hostnames, job_id as on submitit.JobEnvironment)."""
+    num_tasks = int(job_env.num_tasks)
+    port = os.environ.get("MASTER_PORT")
+    if not port:
+        # All tasks of a job must agree without talking to each other: seed on the job id.
+        port = str(random.Random(str(job_env.job_id)).randint(20000, 60000))
+    return {
+        "RANK": str(job_env.global_rank),
+        "LOCAL_RANK": str(job_env.local_rank),
+        "WORLD_SIZE": str(num_tasks),
+        "LOCAL_WORLD_SIZE": str(num_tasks // max(1, int(job_env.num_nodes))),
+        "MASTER_ADDR": str(job_env.hostnames[0]),
+        "MASTER_PORT": port,
+    }
+
+
+def export_distributed_env(job_env: Any = None, environ: dict | None = None) -> dict[str, str]:
+    """Set RANK/WORLD_SIZE/... from submitit before training; returns what was set.
+
+    A no-op outside submitit, for single-task jobs (a 1-process "world" would still make some
+    libraries initialise a process group), and when a launcher such as torchrun already set them.
+    """
+    environ = os.environ if environ is None else environ
+    if job_env is None:
+        if not any(k.startswith("SUBMITIT_") for k in environ):
+            return {}
+        try:
+            import submitit
+
+            job_env = submitit.JobEnvironment()
+        except Exception:  # noqa: BLE001 - not inside a submitit job after all
+            return {}
+    if int(job_env.num_tasks) <= 1 or "WORLD_SIZE" in environ:
+        return {}
+    env = distributed_env(job_env)
+    environ.update(env)
+    return env
