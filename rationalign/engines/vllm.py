@@ -22,7 +22,7 @@ class VLLMEngine:
         self.tok = self.llm.get_tokenizer()
 
     @classmethod
-    def from_config(cls, cfg: Any, *, model_dir: str | None = None, lora_dir: str | None = None) -> "VLLMEngine":
+    def from_config(cls, cfg: Any, *, model_dir: str | None = None, lora_dir: str | None = None) -> VLLMEngine:
         if model_dir is None:
             raise ValueError("engine=vllm needs a model directory (merged model or base + lora_dir)")
         return cls(model_dir, tensor_parallel_size=int(cfg.engine.tensor_parallel_size),

@@ -15,9 +15,10 @@ import logging
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,7 +33,7 @@ MANIFEST = "manifest.json"
 @dataclass
 class Stage:
     name: str
-    run: Callable[["Context", Path], dict]  # returns the manifest's "counts"/"metrics" payload
+    run: Callable[[Context, Path], dict]  # returns the manifest's "counts"/"metrics" payload
     # Dotted config paths whose values change this stage's output.
     config_keys: tuple[str, ...] = ()
     # Upstream stages, or a function of the config returning them (e.g. align with a pairs file

@@ -30,7 +30,8 @@ def completion_token_logps(model, input_ids: torch.Tensor, attention_mask: torch
     rows = torch.arange(labels.size(0), device=labels.device).unsqueeze(1).expand_as(targets)[mask]
     h = hidden[:, :-1][mask]
     logits = head(h).float()
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[mask].unsqueeze(-1)).squeeze(-1)
+    # Fused log-softmax + gather: no second [N, vocab] tensor kept for backward.
+    logp = -F.cross_entropy(logits, targets[mask], reduction="none")
     return logp, rows
 
 
@@ -85,4 +86,4 @@ def sft_loss_from_batch(model, batch, num_items_in_batch=None) -> tuple[torch.Te
     return -tok_logp.sum() / denom, n
 
 
-__all__ = ["completion_token_logps", "sequence_logps", "collate_completion", "pad_batch", "F"]
+__all__ = ["F", "collate_completion", "completion_token_logps", "pad_batch", "sequence_logps"]

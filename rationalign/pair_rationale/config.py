@@ -1,0 +1,117 @@
+"""Options of stage=pair_rationales (the `pair_rationale` config group) and its default prompts.
+
+The generation prompts are FAITHFUL IN SPIRIT to the seed paper ("Data-Centric Human Preference
+Optimization with Rationales", Just et al. 2024, App. B.5 general / B.6 detailed), NOT its exact
+text; conf/pair_rationale/*.yaml carry the same text and are where the verbatim wording goes.
+Placeholders: {prompt} {response_a} {response_b} {preferred} {other} (labels "A"/"B").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+from rationalign.judge.asker import EndpointConfig, check_options, missing_placeholders
+
+# What the policy scores r under: log pi(r | x, y_w > y_l). The two responses appear in the
+# per-pair order recorded in the row (meta.rationale_order), so the preferred one is not always A.
+CONDITION_TEMPLATE = """\
+{prompt}
+
+Response A:
+{response_a}
+
+Response B:
+{response_b}
+
+Response {preferred} is better than Response {other}. Explain why."""
+
+GENERAL_PROMPT = """\
+Below are a user's request and two responses to it. Response {preferred} is preferred over Response \
+{other}. In two or three sentences, explain why Response {preferred} is better, in general terms \
+such as correctness, clarity, conciseness, fluency and faithfulness to the request. Do not quote the \
+responses and do not mention that you were told which one is preferred.
+
+Request:
+{prompt}
+
+Response A:
+{response_a}
+
+Response B:
+{response_b}
+
+Rationale:"""
+
+DETAILED_PROMPT = """\
+Below are a user's request and two responses to it. Response {preferred} is preferred over Response \
+{other}. Explain, specifically for this request and these two responses, why Response {preferred} is \
+better: point to the concrete words or changes where the responses differ and say what each one \
+gets right or wrong. Be brief (at most four sentences) and do not mention that you were told which \
+one is preferred.
+
+Request:
+{prompt}
+
+Response A:
+{response_a}
+
+Response B:
+{response_b}
+
+Rationale:"""
+
+PLACEHOLDERS = ("prompt", "response_a", "response_b", "preferred", "other")
+SOURCES = ("template", "teacher", "local", "file")
+
+
+@dataclass
+class PairRationaleConfig(EndpointConfig):
+    name: str = "template"          # template | teacher | local | file
+    pairs: str | None = None        # a pairs file ({prompt, chosen, rejected} or D_H); null: the pairs stage
+    style: str = "detailed"         # teacher/local: general | detailed (seed App. B.5 / B.6)
+    ablation: str = "none"          # none | permute (shuffled across pairs) | opposite (argues for y_l)
+    order: str = "random"           # random (seeded per pair) | chosen_first (leaks the label) | rejected_first
+    condition_template: str = CONDITION_TEMPLATE
+    general_prompt: str = GENERAL_PROMPT
+    detailed_prompt: str = DETAILED_PROMPT
+    strip_prefix: str | None = "Rationale:"
+    on_error: str = "fail"          # fail | skip: pairs whose rationale failed
+    max_edits: int = 6              # template: differences named before "and N more"
+    cache_dir: str | None = "~/.cache/rationalign/pair_rationale"
+    # file
+    path: str | None = None
+    id_field: str = "id"
+    field: str = "rationale"
+    # local (a model through our engine; null = the configured model)
+    model: str | None = None
+    batch_size: int = 16
+    sampling: dict[str, Any] = dc_field(default_factory=lambda: {"temperature": 0.0, "max_new_tokens": 192})
+
+
+def parse_pair_rationale_config(options: Mapping[str, Any]) -> PairRationaleConfig:
+    options = dict(options)
+    check_options("pair_rationale", options, PairRationaleConfig)
+    c = PairRationaleConfig(**options)
+    if c.name not in SOURCES:
+        raise ValueError(f"pair_rationale.name={c.name!r}: expected one of {', '.join(SOURCES)}")
+    if c.style not in ("general", "detailed"):
+        raise ValueError(f"pair_rationale.style={c.style!r}: expected general or detailed")
+    if c.ablation not in ("none", "permute", "opposite"):
+        raise ValueError(f"pair_rationale.ablation={c.ablation!r}: expected none, permute or opposite")
+    if c.order not in ("random", "chosen_first", "rejected_first"):
+        raise ValueError(f"pair_rationale.order={c.order!r}: expected random, chosen_first or rejected_first")
+    if c.on_error not in ("fail", "skip"):
+        raise ValueError(f"pair_rationale.on_error={c.on_error!r}: expected fail or skip")
+    if c.name == "file" and not c.path:
+        raise ValueError("pair_rationale.path: required for pair_rationale=file (a JSONL of {id, rationale})")
+    if c.name == "file" and c.ablation == "opposite":
+        raise ValueError("pair_rationale.ablation=opposite: a file's rationales cannot be turned around; "
+                         "use template, teacher or local")
+    for name in ("condition_template", "general_prompt", "detailed_prompt"):
+        miss = missing_placeholders(getattr(c, name), ("response_a", "response_b", "preferred"))
+        if miss:
+            raise ValueError(f"pair_rationale.{name}: template lacks placeholder(s) {miss}")
+    return c

@@ -1,0 +1,125 @@
+"""QUARK's objective on the data pool (Lu et al. 2022, Eq. in Sec. 3):
+
+    loss = CE(y | r_tokens, x)  +  kl_coef * KL(pi(. | r_tokens, x) || pi_ref(. | x))  -  entropy_coef * H(pi(. | r_tokens, x))
+
+per completion token, averaged over the batch's completion tokens. The reference sees the prompt
+*without* control tokens (it never learned them); the completion tokens are the same, so policy
+and reference distributions line up row by row at the completion positions.
+
+With LoRA the reference is the same model with its adapters disabled (no second copy in memory);
+without LoRA it is a frozen copy of the model as it was before training.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rationalign.training.chat import encode_pair
+from rationalign.training.logps import _backbone_and_head, collate_completion
+from rationalign.training.sft import EncodedDataset
+from rationalign.training.trainer import LossTrainer, fit, training_arguments
+
+
+@dataclass
+class QuarkExample:
+    prompt: str      # user message with the control-token prefix
+    ref_prompt: str  # the same user message without it (reference policy input)
+    completion: str
+
+
+def encode_quark(examples: list[QuarkExample], tokenizer, max_length: int) -> EncodedDataset:
+    rows = []
+    for ex in examples:
+        p, c = encode_pair(tokenizer, ex.prompt, ex.completion, max_length)
+        rp, rc = encode_pair(tokenizer, ex.ref_prompt, ex.completion, max_length)
+        if rc != c:  # cannot happen with encode_pair (the completion is cut the same way); guard anyway
+            raise ValueError("quark: policy and reference completions tokenised differently")
+        rows.append({"prompt_ids": p, "completion_ids": c, "ref_prompt_ids": rp, "input_ids": p + c})
+    return EncodedDataset(rows)
+
+
+def collate_quark(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    batch = collate_completion(features, pad_id)
+    ref = collate_completion([{"prompt_ids": f["ref_prompt_ids"], "completion_ids": f["completion_ids"]}
+                              for f in features], pad_id)
+    batch.update({f"ref_{k}": v for k, v in ref.items()})
+    return batch
+
+
+def completion_logits(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [N, V] at the positions predicting completion tokens, targets [N]), in row order."""
+    backbone, head = _backbone_and_head(model)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    mask = targets != -100
+    return head(hidden[:, :-1][mask]).float(), targets[mask]
+
+
+def quark_terms(logits: torch.Tensor, targets: torch.Tensor, ref_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-token means of CE, KL(policy || reference) and the policy's entropy."""
+    logp = torch.log_softmax(logits, -1)
+    ref_logp = torch.log_softmax(ref_logits, -1)
+    p = logp.exp()
+    ce = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    kl = (p * (logp - ref_logp)).sum(-1)
+    ent = -(p * logp).sum(-1)
+    return {"ce": ce.mean(), "kl": kl.mean(), "entropy": ent.mean()}
+
+
+def quark_loss(terms: dict[str, torch.Tensor], kl_coef: float, entropy_coef: float) -> torch.Tensor:
+    return terms["ce"] + kl_coef * terms["kl"] - entropy_coef * terms["entropy"]
+
+
+def make_loss_fn(kl_coef: float, entropy_coef: float, reference=None):
+    def loss_fn(model, inputs, num_items_in_batch=None):
+        logits, targets = completion_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        with torch.no_grad():
+            ref_model = reference if reference is not None else model
+            ctx = model.disable_adapter() if reference is None else nullcontext()
+            with ctx:
+                ref_logits, ref_targets = completion_logits(ref_model, inputs["ref_input_ids"],
+                                                            inputs["ref_attention_mask"], inputs["ref_labels"])
+        if not torch.equal(ref_targets, targets):
+            raise RuntimeError("quark: reference and policy completion tokens are misaligned")
+        terms = quark_terms(logits, targets, ref_logits)
+        return quark_loss(terms, kl_coef, entropy_coef), {k: v.detach() for k, v in terms.items()}
+
+    return loss_fn
+
+
+def frozen_reference(model):
+    """Reference for full fine-tuning (no adapters to disable): a frozen copy of the start point."""
+    if hasattr(model, "disable_adapter"):
+        return None
+    ref = copy.deepcopy(model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def train_quark(model, tokenizer, examples: list[QuarkExample], train_cfg: Any, out_dir: Path, *,
+                kl_coef: float, entropy_coef: float, max_length: int, seed: int, reference=None,
+                tracking: Any = None, device: str = "auto") -> dict:
+    """One round of training on the pool (in place); returns loss statistics and the last logged
+    ce / kl / entropy."""
+    ds = encode_quark(examples, tokenizer, max_length)
+    args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
+    trainer = LossTrainer(
+        model=model, args=args, train_dataset=ds, processing_class=tokenizer,
+        data_collator=lambda feats: collate_quark(feats, tokenizer.pad_token_id),
+        loss_fn=make_loss_fn(kl_coef, entropy_coef, reference),
+        scaled_for_ga=False,  # the loss is a batch mean: the Trainer divides by grad_accum
+    )
+    stats = fit(trainer, out_dir)
+    logged = [h for h in stats["log_history"] if "ce" in h]
+    if logged:
+        stats.update({k: logged[-1][k] for k in ("ce", "kl", "entropy")})
+        stats["ce_first"] = logged[0]["ce"]
+    stats["examples"] = len(ds)
+    return stats

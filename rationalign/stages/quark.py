@@ -1,0 +1,314 @@
+"""stage=quark: QUARK-style multi-reward training of the writing assistant (MaRio, arXiv 2311.02805).
+
+Round r: sample from the current policy on the labeled inputs (conditioned on the best bins of the
+rewards it was trained with), score each sample with every configured reward, add the samples to
+the pool, quantise the active rewards over the whole pool, and train on the pool with one control
+token per active reward prepended to the input (CE + KL to the reference - entropy bonus).
+Variants: canonical (all rewards from round 1) and additive (reward k joins in round k).
+
+Each finished round leaves round_<r>/{pool_added.jsonl, adapter/, round.json}; a rerun resumes
+after the last finished round. quark_rounds.json and the manifest carry the per-round report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from rationalign.data.records import Record, load_records
+from rationalign.data.splits import load_split, split_files
+from rationalign.io import atomic_write_json, atomic_write_jsonl
+from rationalign.stages.base import Context, register_stage, seed_everything
+from rationalign.stages.common import cache_dir, completion, device_of, position, user_message, with_rationale
+
+log = logging.getLogger("rationalign")
+
+VARIANTS = ("canonical", "additive")
+
+
+def active_rewards(variant: str, rewards: list[str], round_idx: int) -> list[str]:
+    """Rewards whose control tokens condition training in round `round_idx` (1-based)."""
+    if variant == "canonical":
+        return list(rewards)
+    if variant == "additive":
+        return list(rewards[:max(1, min(round_idx, len(rewards)))])
+    raise ValueError(f"quark.variant={variant!r}: expected one of {VARIANTS}")
+
+
+def token_order(q) -> list[str]:
+    rewards = list(q.rewards)
+    order = list(q.token_order) if q.get("token_order") else rewards
+    if sorted(order) != sorted(rewards):
+        raise ValueError(f"quark.token_order={order}: must be a permutation of quark.rewards={rewards}")
+    return order
+
+
+def check_params(q) -> None:
+    from rationalign.quark.rewards import REWARDS
+
+    if q.variant not in VARIANTS:
+        raise ValueError(f"quark.variant={q.variant!r}: expected one of {VARIANTS}")
+    if not q.rewards or len(set(q.rewards)) != len(q.rewards):
+        raise ValueError(f"quark.rewards={list(q.rewards)}: need distinct reward names")
+    for r in q.rewards:
+        if r not in REWARDS:
+            raise ValueError(f"quark.rewards: unknown reward {r!r}; known: {', '.join(REWARDS.names())}")
+    unknown = sorted(set(q.reward_options or {}) - set(q.rewards))
+    if unknown:
+        raise ValueError(f"quark.reward_options: {unknown} are not in quark.rewards")
+    if int(q.rounds) < 1 or int(q.n_bins) < 1 or int(q.samples_per_input) < 1:
+        raise ValueError("quark.rounds, quark.n_bins and quark.samples_per_input must be >= 1")
+    if q.init not in ("sft", "base"):
+        raise ValueError(f"quark.init={q.init!r}: expected sft or base")
+    token_order(q)
+
+
+def _needs_rm(cfg) -> bool:
+    from rationalign.quark.rewards import REWARDS
+
+    return any(r in REWARDS and REWARDS.get(r).needs_rm for r in cfg.quark.rewards)
+
+
+def _seeds_gold(cfg) -> bool:
+    return bool(cfg.quark.seed_pool_with_gold) and with_rationale(cfg)
+
+
+def quark_upstream(cfg) -> tuple[str, ...]:
+    import rationalign.quark.rewards  # noqa: F401  (the registry answers needs_rm)
+
+    ups = []
+    if cfg.quark.init == "sft":
+        ups.append("sft")
+    if _seeds_gold(cfg):
+        ups.append("rationalize")
+    if _needs_rm(cfg) and not cfg.quark.get("reward_dir"):
+        ups.append("reward")
+    return tuple(ups)
+
+
+# ---------------------------------------------------------------------------------------- model
+def build_policy(cfg, ctx: Context, tokens: list[str]):
+    """(model, tokenizer, init_adapter): base (+ SFT adapter merged in, so that disabling the new
+    adapter gives back the SFT policy = the KL reference), control tokens added, fresh LoRA whose
+    trainable_token_indices train the control-token embedding rows."""
+    from rationalign.models import load_base_model
+    from rationalign.quark.control import add_control_tokens
+
+    model, tok = load_base_model(cfg.model, cache_dir(cfg))
+    init_adapter = None
+    if cfg.quark.init == "sft":
+        from peft import PeftModel
+
+        init_adapter = ctx.require("sft") / "adapter"
+        if not (init_adapter / "adapter_config.json").exists():
+            raise ValueError(f"{init_adapter}: quark needs the SFT LoRA adapter (model.lora.merge=false in sft)")
+        model = PeftModel.from_pretrained(model, str(init_adapter)).merge_and_unload()
+    ids = add_control_tokens(model, tok, tokens)
+    if cfg.model.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        lc = cfg.model.lora
+        model = get_peft_model(model, LoraConfig(
+            r=int(lc.r), lora_alpha=int(lc.alpha), lora_dropout=float(lc.dropout),
+            target_modules=list(lc.target_modules), task_type="CAUSAL_LM",
+            trainable_token_indices=list(ids)))  # only the new rows train; tied heads follow
+    return model, tok, (str(init_adapter.resolve()) if init_adapter else None)
+
+
+def save_policy(model, tok, adapter_dir: Path, meta: dict) -> None:
+    from rationalign.quark.control import write_meta
+
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "peft_config"):
+        # The control-token rows travel in the adapter (trainable tokens), so the full embedding
+        # matrix need not be saved.
+        model.save_pretrained(adapter_dir, save_embedding_layers=False)
+    else:
+        model.save_pretrained(adapter_dir)
+    tok.save_pretrained(adapter_dir)
+    write_meta(adapter_dir, meta)
+
+
+# ---------------------------------------------------------------------------------------- rounds
+def sample_round(cfg, model, tok, records: list[Record], prefix: str, round_idx: int) -> list[dict]:
+    from rationalign.engines.hf import HFEngine
+    from rationalign.stages.sample import parse_candidates
+
+    q = cfg.quark
+    engine = HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=False)
+    msgs = [user_message(cfg, r) for r in records]
+    texts = engine.sample([prefix + m for m in msgs], n=int(q.samples_per_input), temperature=float(q.temperature),
+                          top_p=float(q.top_p), top_k=int(q.top_k), max_new_tokens=int(q.max_new_tokens),
+                          seed=int(cfg.seed) + round_idx)
+    rows = []
+    for r, m, outs in zip(records, msgs, texts):
+        for c in parse_candidates(cfg, outs):
+            rows.append({"id": r.id, "round": round_idx, "origin": "policy", "user_message": m,
+                         "completion": c["text"], "suggestion": c["suggestion"] or "",
+                         "rationale": c["rationale"], "ok": c["ok"]})
+    return rows
+
+
+def gold_rows(cfg, records: list[Record]) -> list[dict]:
+    """The training data itself (gold suggestion + distilled rationale) as round-0 pool items."""
+    return [{"id": r.id, "round": 0, "origin": "gold", "user_message": user_message(cfg, r),
+             "completion": completion(cfg, r.target, r.rationale), "suggestion": r.target,
+             "rationale": r.rationale, "ok": True} for r in records if r.target and r.rationale]
+
+
+def score_rows(rewards, rows: list[dict], by_id: dict[str, Record]) -> None:
+    from rationalign.quark.rewards import Sample, score_all
+
+    samples = [Sample(by_id[x["id"]], x["suggestion"], x["rationale"], x["ok"], x["completion"]) for x in rows]
+    scores = score_all(rewards, samples)
+    for i, x in enumerate(rows):
+        x["rewards"] = {k: v[i] for k, v in scores.items()}
+
+
+def evaluate_round(cfg, model, tok, records: list[Record], prefix: str) -> dict:
+    """Greedy outputs on the eval split with the best-bin prefix; mean sentence-level task metric."""
+    from omegaconf import OmegaConf
+
+    from rationalign.engines.hf import HFEngine
+    from rationalign.prompts import parse_response
+    from rationalign.scoring import sentence_score
+
+    if not records:
+        return {}
+    engine = HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=False)
+    pos = position(cfg) if with_rationale(cfg) else "none"
+    marker = OmegaConf.select(cfg, "prompts.response.rationale_marker") or "Explanation:"
+    outs = engine.generate([prefix + user_message(cfg, r) for r in records], temperature=0,
+                           max_new_tokens=int(cfg.quark.eval_max_new_tokens),
+                           stop=[marker] if pos == "after" else None)
+    per: dict[str, list[float]] = {}
+    for r, o in zip(records, outs):
+        p = parse_response(o, pos, cfg.prompts)
+        per.setdefault(r.task, []).append(sentence_score(cfg.task.specs[r.task], r, p.suggestion or r.source))
+    res = {t: sum(v) / len(v) for t, v in per.items()}
+    res["mean"] = sum(res.values()) / len(res)
+    res["n"] = len(records)
+    return res
+
+
+def _means(rows: list[dict], names: list[str]) -> dict[str, float]:
+    return {k: sum(x["rewards"][k] for x in rows) / len(rows) for k in names} if rows else {}
+
+
+def _train_prompt(x: dict, bins: dict, order: list[str]) -> str:
+    from rationalign.quark.control import control_prefix
+
+    return control_prefix(bins, order) + x["user_message"]
+
+
+@register_stage(
+    "quark",
+    config_keys=("model", "task", "data", "prompts", "quark", "seed", "rationale.position", "rationale.name"),
+    upstream=quark_upstream,
+    input_files=split_files,
+)
+def run_quark(ctx: Context, out: Path) -> dict:
+    """QUARK multi-reward training rounds; the final policy in adapter/ (+ quark.json), report in quark_rounds.json."""
+    from rationalign.quark.control import all_control_tokens, best_prefix, load_quark_policy
+    from rationalign.quark.quantize import Pool
+    from rationalign.quark.rewards import RewardEnv, build_reward
+    from rationalign.quark.trainer import QuarkExample, frozen_reference, train_quark
+
+    cfg = ctx.cfg
+    q = cfg.quark
+    check_params(q)
+    rewards_list, order, n_bins = list(q.rewards), token_order(q), int(q.n_bins)
+    records = [r for r in load_split(cfg, "labeled") if r.target is not None]
+    if not records:
+        raise ValueError("stage quark: no labeled records for tasks " + ", ".join(cfg.task.names))
+    by_id = {r.id: r for r in records}
+    eval_records = [r for r in load_split(cfg, str(q.eval_split)) if r.gold] if q.eval_split != "none" else []
+
+    rm_dir = None
+    if _needs_rm(cfg):
+        rm_dir = Path(q.reward_dir) if q.get("reward_dir") else ctx.require("reward") / "rm"
+    env = RewardEnv(specs=cfg.task.specs, rm_dir=rm_dir, cache_dir=cache_dir(cfg), device=device_of(cfg))
+    opts = {k: dict(v) for k, v in (q.reward_options or {}).items()}
+    rewards = {name: build_reward(name, env, opts.get(name)) for name in rewards_list}
+
+    # Resume after the last finished round.
+    done = 0
+    while (out / f"round_{done + 1}" / "round.json").exists() and done < int(q.rounds):
+        done += 1
+    tokens = all_control_tokens(rewards_list, n_bins)
+    if done:
+        model, tok = load_quark_policy(cfg.model, out / f"round_{done}" / "adapter", cache_dir(cfg), trainable=True)
+        init_adapter = json.loads((out / f"round_{done}" / "adapter" / "quark.json").read_text())["init_adapter"]
+        log.info("quark: resuming after round %d", done)
+    else:
+        model, tok, init_adapter = build_policy(cfg, ctx, tokens)
+    reference = frozen_reference(model) if not done else None
+    if reference is None and not hasattr(model, "disable_adapter"):
+        raise ValueError("quark: resuming a full fine-tuning run loses its reference; use LoRA (model.lora.enabled)")
+    model.to(device_of(cfg))
+    if reference is not None:
+        reference.to(device_of(cfg))
+
+    pool = Pool()
+    summaries = []
+    for r in range(1, done + 1):
+        pool.add(json.loads(x) for x in (out / f"round_{r}" / "pool_added.jsonl").read_text().splitlines())
+        summaries.append(json.loads((out / f"round_{r}" / "round.json").read_text()))
+
+    for r in range(done + 1, int(q.rounds) + 1):
+        seed_everything(int(cfg.seed) + r)
+        rdir = out / f"round_{r}"
+        active = active_rewards(q.variant, rewards_list, r)
+        # Round 1 samples the start policy unconditioned (it has never seen the tokens); later rounds
+        # condition on the best bins of what the policy was trained with last round.
+        prefix = "" if r == 1 else best_prefix(active_rewards(q.variant, rewards_list, r - 1), order, n_bins)
+        new = sample_round(cfg, model, tok, records, prefix, r)
+        n_raw = len(new)
+        new = [x for x in new if x["completion"].strip()]
+        seeded = gold_rows(cfg, load_records(ctx.require("rationalize") / "d_e.jsonl")) \
+            if r == 1 and _seeds_gold(cfg) else []
+        seeded = [x for x in seeded if x["id"] in by_id]
+        score_rows(rewards, new + seeded, by_id)
+        pool.add(seeded + new)
+        atomic_write_jsonl(rdir / "pool_added.jsonl", seeded + new)
+
+        bins, edges = pool.quantize(active, n_bins)
+        examples = [QuarkExample(_train_prompt(x, b, order), x["user_message"], x["completion"])
+                    for x, b in zip(pool.rows, bins)]
+        stats = train_quark(model, tok, examples, q.train, rdir, kl_coef=float(q.kl_coef),
+                            entropy_coef=float(q.entropy_coef), max_length=int(cfg.model.max_length),
+                            seed=int(cfg.seed) + r, reference=reference, tracking=cfg.tracking, device=cfg.device)
+        atomic_write_json(rdir / "train_log.json", stats.pop("log_history"))
+        meta = {"rewards": rewards_list, "active_rewards": active, "token_order": order, "n_bins": n_bins,
+                "variant": str(q.variant), "round": r, "init_adapter": init_adapter, "tokens": tokens}
+        save_policy(model, tok, rdir / "adapter", meta)
+        eval_prefix = best_prefix(active, order, n_bins)
+        ev = evaluate_round(cfg, model, tok, eval_records, eval_prefix)
+        k = int(q.log_samples)
+        summary = {
+            "round": r, "active_rewards": active, "sampling_prefix": prefix, "eval_prefix": eval_prefix,
+            "reward_means": _means(new, rewards_list),  # the policy's own samples this round (not gold)
+            "gold_reward_means": _means(seeded, rewards_list),
+            "pool_size": len(pool), "new_samples": len(new), "empty_outputs": n_raw - len(new),
+            "malformed": sum(1 for x in new if not x["ok"]), "bin_edges": edges,
+            "train_prompt_example": examples[-1].prompt if examples else None,
+            "train": stats, f"task_metric_{q.eval_split}": ev,
+            "samples": [{"id": x["id"], "suggestion": x["suggestion"], "rationale": x["rationale"],
+                         "rewards": x["rewards"]} for x in new[:k]],
+        }
+        atomic_write_json(rdir / "round.json", summary)
+        summaries.append(summary)
+        log.info("quark round %d: rewards %s, pool %d, %s %s", r, summary["reward_means"], len(pool),
+                 q.eval_split, ev.get("mean"))
+        for s in summary["samples"]:
+            log.info("quark round %d sample %s: %s", r, s["id"], (s["rationale"] or "")[:200])
+
+    last = out / f"round_{int(q.rounds)}" / "adapter"
+    save_policy(model, tok, out / "adapter", json.loads((last / "quark.json").read_text()))
+    atomic_write_json(out / "quark_rounds.json", summaries)
+    return {"counts": {"inputs": len(records), "rounds": len(summaries), "pool_size": len(pool),
+                       "eval_records": len(eval_records)},
+            "metrics": {"rounds": [{k: s[k] for k in ("round", "active_rewards", "reward_means", "pool_size",
+                                                       f"task_metric_{q.eval_split}")} for s in summaries]},
+            "samples": {s["round"]: s["samples"] for s in summaries}}
