@@ -78,6 +78,14 @@ def validate(cfg: DictConfig) -> None:
         parse_config(rat["name"], source_options(rat))
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
+    from rationalign.judge.config import parse_judge_config
+    from rationalign.pair_rationale.config import parse_pair_rationale_config
+
+    for key, parse in (("pair_rationale", parse_pair_rationale_config), ("judge", parse_judge_config)):
+        try:
+            parse(OmegaConf.to_container(cfg[key], resolve=True))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(str(e)) from None
     if cfg.tracking.backend not in ("none", "wandb"):
         raise ConfigError(f"tracking.backend={cfg.tracking.backend}: expected none or wandb")
     if cfg.engine.name not in ("hf", "vllm"):

@@ -60,6 +60,9 @@ class ModelConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     tiny: TinyConfig = field(default_factory=TinyConfig)
     trust_remote_code: bool = False
+    # causal (decoder-only) | seq2seq (T5 family: prompt -> encoder, completion -> decoder) | auto
+    # (hf/dir: the checkpoint config's is_encoder_decoder; gguf and tiny: causal). See models.architecture.
+    architecture: str = "auto"
 
 
 @dataclass

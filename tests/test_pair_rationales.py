@@ -283,7 +283,7 @@ def test_user_layout_pairs(tmp_path):
     path = write_jsonl(tmp_path / "u.jsonl", [
         {"prompt": "Fix the grammar: she like cats", "chosen": "She likes cats.", "rejected": "She like cats."},
         {"prompt": "Fix the grammar: he go home", "chosen": "He goes home.", "rejected": "He goed home."}])
-    m, rows, _ = run_pr(tmp_path, path)
+    _, rows, _ = run_pr(tmp_path, path)
     assert [r["id"] for r in rows] == ["line-1", "line-2"]
     assert rows[0]["meta"]["pair_rationale"]["condition_prompt"].startswith("Fix the grammar: she like cats\n\nResponse A:")
     lab = rows[0]["meta"]["pair_rationale"]["labels"]
@@ -301,16 +301,14 @@ def test_upstreams_follow_the_config(tmp_path, dh_file):
 
 
 def test_align_scores_r_under_the_recorded_prompt(dh_file, tmp_path, monkeypatch):
-    """Needs the align-side change of issue 8 (PrefPair.rationale_prompt from
-    meta.pair_rationale.condition_prompt, used by encode_preference); skipped until it lands."""
+    """align scores r under meta.pair_rationale.condition_prompt (responses in the recorded order)."""
     from rationalign.training import preference as P
     from rationalign.training.pairs_io import PrefPair, load_pref_pairs
 
-    if "rationale_prompt" not in PrefPair.__dataclass_fields__:
-        pytest.skip("align does not read meta.pair_rationale.condition_prompt yet (see issue 8 report)")
+    assert "rationale_prompt" in PrefPair.__dataclass_fields__
     _, rows, out = run_pr(tmp_path, dh_file)
     pairs = load_pref_pairs(out / "d_h.jsonl", need_rationale=True)
-    monkeypatch.setattr(P, "encode_pair", lambda tok, msg, completion, max_length: (msg, completion))
+    monkeypatch.setattr(P, "encode_pair", lambda tok, msg, completion, max_length, **kw: (msg, completion))
     ds = P.encode_preference(pairs, None, ["x"] * len(pairs), 128, with_rationale=True)
     for row, r in zip(ds.rows, rows):
         assert row["x_prompt"] == r["meta"]["pair_rationale"]["condition_prompt"] and row["x_ids"] == r["rationale"]

@@ -132,8 +132,13 @@ def test_control_tokens_added_trained_and_round_tripped(tmp_path):
     from peft import LoraConfig, get_peft_model
 
     from rationalign.models import load_base_model
-    from rationalign.quark.control import (add_control_tokens, all_control_tokens, best_prefix, inference_prefix,
-                                           load_quark_policy)
+    from rationalign.quark.control import (
+        add_control_tokens,
+        all_control_tokens,
+        best_prefix,
+        inference_prefix,
+        load_quark_policy,
+    )
     from rationalign.stages.quark import save_policy
     from rationalign.training.chat import prompt_text
 
@@ -173,6 +178,13 @@ def test_control_tokens_added_trained_and_round_tripped(tmp_path):
         after = m2(input_ids=x).logits
     assert torch.allclose(before, after, atol=1e-5)
     assert t2.decode(t2(prefix + "ok", add_special_tokens=False)["input_ids"], skip_special_tokens=True) == "ok"
+    # what stage=evaluate calls: the quark dir gets its prefix, a plain system none
+    from rationalign.quark.control import load_for_inference
+
+    _, t3, pre = load_for_inference(cfg.model, tmp_path / "adapter")
+    assert pre == prefix and len(t3) == len(tok)
+    _, t4, pre4 = load_for_inference(cfg.model, None)
+    assert pre4 == "" and len(t4) == v0
 
 
 def test_quark_terms_match_definitions():
@@ -273,3 +285,22 @@ def test_additive_and_canonical_runs_differ_as_claimed(tiny_overrides):
     ordered = compose([*base, "quark.token_order=[diversity,length]", "quark.rounds=1"])
     run(ordered)
     assert _rounds(ordered)[0]["eval_prefix"] == "<|quark_diversity_4|><|quark_length_4|>"
+
+
+# ------------------------------------------------------------------------------------- slow, embedded
+SLOW = ["stage=quark", "model=smollm2-135m", "task=gec", "data.max_labeled_per_task=8", "data.max_test_per_task=4",
+        "sft.train.epochs=3", "sft.train.batch_size=8", "sft.train.lr=5e-4",
+        "quark.rounds=2", "quark.samples_per_input=2", "quark.max_new_tokens=56", "quark.eval_max_new_tokens=32",
+        "quark.rewards=[consistency,task_metric]", "quark.train.epochs=2", "quark.train.lr=5e-4",
+        "quark.train.batch_size=8", "engine.batch_size=32"]
+
+
+@pytest.mark.slow
+def test_targeted_rewards_rise_from_round_1_to_round_2_on_the_embedded_model(tmp_path):
+    """Round 1's samples come from the SFT policy; round 2's from the QUARK policy after one round
+    of training, conditioned on the best bins: both targeted rewards' means must go up."""
+    cfg = compose([*SLOW, f"paths.root={tmp_path}"])
+    run(cfg)
+    r1, r2 = _rounds(cfg)
+    for name in ("consistency", "task_metric"):
+        assert r2["reward_means"][name] > r1["reward_means"][name], (name, r1["reward_means"], r2["reward_means"])

@@ -1,4 +1,9 @@
-"""transformers generate, batched and length-sorted, left-padded; seeded per batch."""
+"""transformers generate, batched and length-sorted, left-padded; seeded per batch.
+
+Encoder-decoder (T5) models get the plain user message as the encoder input (no chat template,
+ending in </s>, as in training) and their generate output is the decoder sequence alone: it starts
+with the decoder start token and does not contain the prompt.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from rationalign.training.chat import prompt_text
+from rationalign.training.chat import encoder_ids, prompt_text
+from rationalign.training.logps import is_seq2seq
 
 
 class PresencePenalty(LogitsProcessor):
@@ -54,8 +60,13 @@ class HFEngine:
         if greedy and n != 1:
             raise ValueError("greedy decoding gives one output per prompt; use temperature > 0 for n > 1")
         seed = self.seed if seed is None else seed
-        texts = [prompt_text(self.tok, p) for p in prompts]
-        enc = [self.tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        s2s = is_seq2seq(self.model)
+        if s2s:
+            # No length cap here, as for decoder-only prompts; encoder_ids only appends the </s>.
+            enc = [encoder_ids(self.tok, prompt_text(self.tok, p, seq2seq=True), 1 << 30) for p in prompts]
+        else:
+            texts = [prompt_text(self.tok, p) for p in prompts]
+            enc = [self.tok(t, add_special_tokens=False)["input_ids"] for t in texts]
         # Sort by length so each batch pads little; restore order at the end.
         order = sorted(range(len(enc)), key=lambda i: (len(enc[i]), i))
         out: list[list[str]] = [[] for _ in prompts]
@@ -81,11 +92,15 @@ class HFEngine:
                 gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or None,
                                   num_return_sequences=n)
                 if presence_penalty:
-                    gen_kwargs["logits_processor"] = LogitsProcessorList([PresencePenalty(presence_penalty, width)])
+                    # The decoder's ids hold only the start token before the generated ones.
+                    gen_kwargs["logits_processor"] = LogitsProcessorList(
+                        [PresencePenalty(presence_penalty, 1 if s2s else width)])
                 # Seed per batch from the batch's first prompt, so a resumed run reproduces it.
                 torch.manual_seed(seed * 1_000_003 + sum(enc[idx[0]]) % 1_000_003)
             gen = model.generate(input_ids=ids.to(device), attention_mask=att.to(device), **gen_kwargs)
-            gen = gen[:, width:].cpu()
+            # Decoder-only outputs repeat the prompt; seq2seq outputs start with the decoder start token
+            # (pad for T5), which skip_special_tokens drops.
+            gen = (gen if s2s else gen[:, width:]).cpu()
             decoded = self.tok.batch_decode(gen, skip_special_tokens=True)
             per = n if not greedy else 1
             for row, i in enumerate(idx):

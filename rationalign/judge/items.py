@@ -32,7 +32,8 @@ def load_predictions(pred_dir: Path, system: str) -> dict[str, dict]:
                 raise ValueError(f"{f}:{lineno}: invalid JSON ({e.msg})") from None
             for key in ("id", "output", "suggestion"):
                 if not isinstance(row.get(key), str):
-                    raise ValueError(f"{f}:{lineno}: field '{key}' missing or not a string")
+                    raise ValueError(  # noqa: TRY004  (a bad file, reported like every other row error)
+                        f"{f}:{lineno}: field '{key}' missing or not a string")
             if row["id"] in out:
                 raise ValueError(f"{f}:{lineno}: field 'id': duplicate '{row['id']}'")
             row["_task_file"] = f.stem

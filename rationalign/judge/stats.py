@@ -40,8 +40,8 @@ def bootstrap_ci(values: Sequence[float], level: float = 0.95, samples: int = 10
     rng = random.Random(seed)
     n = len(vals)
     means = sorted(sum(rng.choice(vals) for _ in range(n)) / n for _ in range(samples))
-    lo_i = int(math.floor((1 - level) / 2 * (samples - 1)))
-    hi_i = int(math.ceil((1 + level) / 2 * (samples - 1)))
+    lo_i = math.floor((1 - level) / 2 * (samples - 1))
+    hi_i = math.ceil((1 + level) / 2 * (samples - 1))
     return means[lo_i], means[hi_i]
 
 

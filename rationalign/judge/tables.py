@@ -12,12 +12,12 @@ def _ci(ci, scale: float = 100.0, fmt: str = "{:.1f}") -> str:
 
 
 def render(results: dict, meta: dict) -> str:
-    level = int(round(100 * meta["ci_level"]))
+    level = round(100 * meta["ci_level"])
     lines = [f"# LLM judge ({meta['model']}, k={meta['k']})", ""]
     if results.get("pairwise"):
         lines += [f"## Pairwise win rate (A vs B, {level}% CI; per input: mean of k verdicts)", "",
-                  "| A | B | inputs | win | tie | loss | win rate % | tie % | loss % | score (win=1, tie=.5) "
-                  "| judgements | unparsed | failed | A shown first % |",
+                  ("| A | B | inputs | win | tie | loss | win rate % | tie % | loss % | score (win=1, tie=.5) "
+                   "| judgements | unparsed | failed | A shown first % |"),
                   "|---|---|---:|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|"]
         for r in results["pairwise"]:
             score = "-" if r["score"] is None else f"{r['score']:.3f}" + _ci(r["score_ci"], 1.0, "{:.3f}")

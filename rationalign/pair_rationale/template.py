@@ -89,7 +89,7 @@ def template_rationales(views: Sequence[PairView], *, opposite: bool = False, ma
                         edits_fn: EditsFn | None = None) -> list[str]:
     """One rationale per pair (never fails: errant parses any text)."""
     if edits_fn is None:
-        from rationalign.edits import extract_edits as edits_fn  # noqa: N813
+        from rationalign.edits import extract_edits as edits_fn
     rel = [i for i, v in enumerate(views) if v.source is not None and v.chosen_suggestion is not None
            and v.rejected_suggestion is not None]
     rel_set = set(rel)

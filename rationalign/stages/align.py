@@ -19,9 +19,14 @@ def _init(cfg) -> str:
     return init
 
 
+def _pairs_stage(cfg) -> str:
+    """rdpo/rorpo train on preference rationales: D_H enriched by stage pair_rationales."""
+    return "pair_rationales" if cfg.loss.name in ("rdpo", "rorpo") else "pairs"
+
+
 def align_upstream(cfg):
     ups = ("sft",) if _init(cfg) == "sft" else ()
-    return ups if cfg.align.get("pairs") else ups + ("pairs",)
+    return ups if cfg.align.get("pairs") else ups + (_pairs_stage(cfg),)
 
 
 def align_inputs(cfg) -> list[str]:
@@ -67,7 +72,7 @@ def run_align(ctx: Context, out: Path) -> dict:
 
     cfg = ctx.cfg
     setup = setup_for(cfg.loss)
-    path = Path(cfg.align.pairs) if cfg.align.get("pairs") else ctx.require("pairs") / "d_h.jsonl"
+    path = Path(cfg.align.pairs) if cfg.align.get("pairs") else ctx.require(_pairs_stage(cfg)) / "d_h.jsonl"
     pairs = load_pref_pairs(path, need_rewards=setup.with_rewards, need_rationale=setup.with_rationale)
     messages = user_messages(cfg, pairs, path)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from rationalign.data.records import Record, load_records
 from rationalign.data.splits import load_split, split_files
 from rationalign.io import atomic_write_json, atomic_write_jsonl
+from rationalign.quark.control import merged
 from rationalign.stages.base import Context, register_stage, seed_everything
 from rationalign.stages.common import cache_dir, completion, device_of, position, user_message, with_rationale
 
@@ -138,9 +139,10 @@ def sample_round(cfg, model, tok, records: list[Record], prefix: str, round_idx:
     q = cfg.quark
     engine = HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=False)
     msgs = [user_message(cfg, r) for r in records]
-    texts = engine.sample([prefix + m for m in msgs], n=int(q.samples_per_input), temperature=float(q.temperature),
-                          top_p=float(q.top_p), top_k=int(q.top_k), max_new_tokens=int(q.max_new_tokens),
-                          seed=int(cfg.seed) + round_idx)
+    with merged(model):
+        texts = engine.sample([prefix + m for m in msgs], n=int(q.samples_per_input),
+                              temperature=float(q.temperature), top_p=float(q.top_p), top_k=int(q.top_k),
+                              max_new_tokens=int(q.max_new_tokens), seed=int(cfg.seed) + round_idx)
     rows = []
     for r, m, outs in zip(records, msgs, texts):
         for c in parse_candidates(cfg, outs):
@@ -179,9 +181,10 @@ def evaluate_round(cfg, model, tok, records: list[Record], prefix: str) -> dict:
     engine = HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=False)
     pos = position(cfg) if with_rationale(cfg) else "none"
     marker = OmegaConf.select(cfg, "prompts.response.rationale_marker") or "Explanation:"
-    outs = engine.generate([prefix + user_message(cfg, r) for r in records], temperature=0,
-                           max_new_tokens=int(cfg.quark.eval_max_new_tokens),
-                           stop=[marker] if pos == "after" else None)
+    with merged(model):
+        outs = engine.generate([prefix + user_message(cfg, r) for r in records], temperature=0,
+                               max_new_tokens=int(cfg.quark.eval_max_new_tokens),
+                               stop=[marker] if pos == "after" else None)
     per: dict[str, list[float]] = {}
     for r, o in zip(records, outs):
         p = parse_response(o, pos, cfg.prompts)

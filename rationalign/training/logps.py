@@ -3,6 +3,11 @@
 A small model's 49k-vocabulary output layer costs more than its transformer blocks, so we run the
 backbone once, gather the hidden states at completion positions, and apply the LM head to those
 rows only (instead of to every prompt and padding position).
+
+Encoder-decoder (T5-family) models take a different batch layout: input_ids/attention_mask are the
+encoder's (the prompt), labels are the decoder's targets (the completion, -100 on padding), and the
+decoder reads the labels shifted right. `sequence_logps`, `completion_token_logps` and
+`sft_loss_from_batch` dispatch on the model (`is_seq2seq`), so trainers call them the same way.
 """
 
 from __future__ import annotations
@@ -16,12 +21,48 @@ def _backbone_and_head(model):
     return inner.get_decoder(), inner.get_output_embeddings()
 
 
+def _unwrap(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def is_seq2seq(model) -> bool:
+    """True for encoder-decoder models (T5 family), also under a PEFT wrapper."""
+    return bool(getattr(getattr(_unwrap(model), "config", None), "is_encoder_decoder", False))
+
+
+def _seq2seq_token_logps(model, input_ids, attention_mask, labels):
+    """Seq2seq: encoder on the prompt, decoder on the labels shifted right; log pi at labels != -100.
+
+    For T5 the LM head runs on the completion rows only (decoder padding skipped), applying T5's own
+    d_model**-0.5 output scaling when its embeddings are tied; any other encoder-decoder (whose head
+    may add a bias, as BART's does) takes the full-logits path through its own forward.
+    """
+    inner = _unwrap(model)
+    decoder_input_ids = inner.prepare_decoder_input_ids_from_labels(labels)  # shift right, -100 -> pad
+    mask = labels != -100
+    rows = torch.arange(labels.size(0), device=labels.device).unsqueeze(1).expand_as(labels)[mask]
+    if getattr(inner.config, "model_type", None) == "t5" and hasattr(inner.config, "scale_decoder_outputs"):
+        enc = inner.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = inner.get_decoder()(input_ids=decoder_input_ids, encoder_hidden_states=enc,
+                                     encoder_attention_mask=attention_mask, use_cache=False).last_hidden_state
+        h = hidden[mask]
+        if inner.config.scale_decoder_outputs:
+            h = h * (inner.config.d_model ** -0.5)
+        logits = inner.get_output_embeddings()(h).float()
+    else:
+        logits = inner(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                       use_cache=False).logits[mask].float()
+    return -F.cross_entropy(logits, labels[mask], reduction="none"), rows
+
+
 def completion_token_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
     """Log pi(token) at every label != -100 position.
 
     Returns (token_logps [N], row_index [N]) where N is the number of completion tokens in the batch
     and row_index says which sequence each belongs to.
     """
+    if is_seq2seq(model):
+        return _seq2seq_token_logps(model, input_ids, attention_mask, labels)
     backbone, head = _backbone_and_head(model)
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     # position t predicts token t+1
@@ -46,6 +87,11 @@ def sequence_logps(model, input_ids, attention_mask, labels) -> tuple[torch.Tens
 
 def full_sequence_logps_reference(model, input_ids, attention_mask, labels):
     """Straightforward full-logits version, kept as the test oracle for `sequence_logps`."""
+    if is_seq2seq(model):  # HF's own forward with labels: decoder logits align with labels (no shift)
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits.float()
+        mask = labels != -100
+        lp = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return (lp * mask).sum(-1), mask.sum(-1).to(lp.dtype)
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
     targets = labels[:, 1:]
     mask = targets != -100
@@ -64,8 +110,19 @@ def pad_batch(seqs: list[list[int]], pad_value: int, side: str = "right") -> tor
     return out
 
 
-def collate_completion(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """features: {'prompt_ids', 'completion_ids'} -> right-padded input_ids/attention_mask/labels."""
+def collate_completion(features: list[dict], pad_id: int, *, seq2seq: bool = False) -> dict[str, torch.Tensor]:
+    """features: {'prompt_ids', 'completion_ids'} -> right-padded input_ids/attention_mask/labels.
+
+    Decoder-only: one sequence prompt + completion, labels -100 on the prompt. Seq2seq: input_ids are
+    the prompts (encoder), labels the completions (decoder targets), -100 on padding.
+    """
+    if seq2seq:
+        enc = [f["prompt_ids"] for f in features]
+        return {
+            "input_ids": pad_batch(enc, pad_id),
+            "attention_mask": pad_batch([[1] * len(s) for s in enc], 0),
+            "labels": pad_batch([f["completion_ids"] for f in features], -100),
+        }
     ids = [f["prompt_ids"] + f["completion_ids"] for f in features]
     labels = [[-100] * len(f["prompt_ids"]) + f["completion_ids"] for f in features]
     input_ids = pad_batch(ids, pad_id)
@@ -86,4 +143,4 @@ def sft_loss_from_batch(model, batch, num_items_in_batch=None) -> tuple[torch.Te
     return -tok_logp.sum() / denom, n
 
 
-__all__ = ["F", "collate_completion", "completion_token_logps", "pad_batch", "sequence_logps"]
+__all__ = ["F", "collate_completion", "completion_token_logps", "is_seq2seq", "pad_batch", "sequence_logps"]

@@ -49,6 +49,9 @@ class PrefPair:
     chosen_suggestion: str | None = None
     rejected_suggestion: str | None = None
     rationale: str | None = None  # preference rationale r (rdpo/rorpo)
+    # The exact prompt r was written for (stage pair_rationales records it, with the two responses
+    # in the randomised order it showed); None: align builds one from its template.
+    rationale_prompt: str | None = None
 
 
 _RM_FIELDS = {"id", "task", "instruction", "source", "chosen", "rejected", "chosen_score", "rejected_score",
@@ -154,8 +157,12 @@ def load_pref_pairs(path: str | Path, *, need_rewards: bool = False, need_ration
         cr = _number(obj, "chosen_reward", where, required=need_rewards)
         rr = _number(obj, "rejected_reward", where, required=need_rewards)
         rationale = _text(obj, "rationale", where, required=need_rationale)
+        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        cond = (meta.get("pair_rationale") or {}).get("condition_prompt")
+        if cond is not None and not isinstance(cond, str):
+            raise PairsError(f"{where}: field 'meta.pair_rationale.condition_prompt' must be a string")
         out.append(PrefPair(
-            **row, chosen_reward=cr, rejected_reward=rr, rationale=rationale,
+            **row, chosen_reward=cr, rejected_reward=rr, rationale=rationale, rationale_prompt=cond,
             chosen_suggestion=_text(obj, "chosen_suggestion", where, required=False),
             rejected_suggestion=_text(obj, "rejected_suggestion", where, required=False),
         ))

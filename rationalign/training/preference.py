@@ -28,7 +28,7 @@ import torch
 
 from rationalign.losses import LOSSES, PreferenceLogps, loss_hparams
 from rationalign.training.chat import encode_pair
-from rationalign.training.logps import collate_completion, sequence_logps
+from rationalign.training.logps import collate_completion, is_seq2seq, sequence_logps
 from rationalign.training.pairs_io import PrefPair
 from rationalign.training.sft import EncodedDataset
 from rationalign.training.trainer import LossTrainer, fit, training_arguments
@@ -50,20 +50,21 @@ REWARD_MARGIN_LOSSES = frozenset({"mpo"})
 # ------------------------------------------------------------------------------------------ encoding
 def encode_preference(pairs: Sequence[PrefPair], tokenizer, user_messages: Sequence[str], max_length: int, *,
                       with_rationale: bool = False, with_rewards: bool = False,
-                      rationale_template: str = DEFAULT_RATIONALE_TEMPLATE) -> EncodedDataset:
-    """Token ids per pair: (prompt, chosen), (prompt, rejected) and optionally (rationale prompt, r)."""
+                      rationale_template: str = DEFAULT_RATIONALE_TEMPLATE, seq2seq: bool = False) -> EncodedDataset:
+    """Token ids per pair: (prompt, chosen), (prompt, rejected) and optionally (rationale prompt, r).
+    seq2seq: each prompt is an encoder input and each completion a decoder target (chat.encode_pair)."""
     if len(user_messages) != len(pairs):
         raise ValueError("encode_preference: one user message per pair")
     rows = []
     for p, msg in zip(pairs, user_messages):
         row: dict[str, Any] = {}
-        row["c_prompt"], row["c_ids"] = encode_pair(tokenizer, msg, p.chosen, max_length)
-        row["r_prompt"], row["r_ids"] = encode_pair(tokenizer, msg, p.rejected, max_length)
+        row["c_prompt"], row["c_ids"] = encode_pair(tokenizer, msg, p.chosen, max_length, seq2seq=seq2seq)
+        row["r_prompt"], row["r_ids"] = encode_pair(tokenizer, msg, p.rejected, max_length, seq2seq=seq2seq)
         if with_rationale:
             if not p.rationale:
                 raise ValueError(f"pair {p.id}: field 'rationale' is missing (the loss has a rationale term)")
-            rmsg = rationale_template.format(prompt=msg, chosen=p.chosen, rejected=p.rejected)
-            row["x_prompt"], row["x_ids"] = encode_pair(tokenizer, rmsg, p.rationale, max_length)
+            rmsg = p.rationale_prompt or rationale_template.format(prompt=msg, chosen=p.chosen, rejected=p.rejected)
+            row["x_prompt"], row["x_ids"] = encode_pair(tokenizer, rmsg, p.rationale, max_length, seq2seq=seq2seq)
         if with_rewards:
             if p.chosen_reward is None or p.rejected_reward is None:
                 raise ValueError(f"pair {p.id}: fields 'chosen_reward'/'rejected_reward' are missing (MPO needs them)")
@@ -74,13 +75,14 @@ def encode_preference(pairs: Sequence[PrefPair], tokenizer, user_messages: Seque
     return EncodedDataset(rows)
 
 
-def collate_preference(features: list[dict], pad_id: int) -> dict[str, Any]:
-    """Rows [0,B) chosen, [B,2B) rejected, [2B,3B) rationale (when present), one padded batch."""
+def collate_preference(features: list[dict], pad_id: int, *, seq2seq: bool = False) -> dict[str, Any]:
+    """Rows [0,B) chosen, [B,2B) rejected, [2B,3B) rationale (when present), one padded batch
+    (seq2seq: encoder input_ids/attention_mask and decoder labels, rows in the same order)."""
     seqs = [{"prompt_ids": f["c_prompt"], "completion_ids": f["c_ids"]} for f in features]
     seqs += [{"prompt_ids": f["r_prompt"], "completion_ids": f["r_ids"]} for f in features]
     if "x_ids" in features[0]:
         seqs += [{"prompt_ids": f["x_prompt"], "completion_ids": f["x_ids"]} for f in features]
-    batch: dict[str, Any] = collate_completion(seqs, pad_id)
+    batch: dict[str, Any] = collate_completion(seqs, pad_id, seq2seq=seq2seq)
     if "rewards" in features[0]:
         batch["rewards"] = torch.tensor([f["rewards"] for f in features], dtype=torch.float32)
     if "ref" in features[0]:
@@ -142,6 +144,7 @@ def compute_reference_logps(model, dataset: EncodedDataset, pad_id: int, *, batc
     model.eval()
     device = next(model.parameters()).device
     order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
+    s2s = is_seq2seq(model)
     out = torch.zeros(len(dataset), 2)
     ctx = model.disable_adapter() if mode == "base" and hasattr(model, "disable_adapter") else _nullcontext()
     try:
@@ -149,7 +152,7 @@ def compute_reference_logps(model, dataset: EncodedDataset, pad_id: int, *, batc
             for k in range(0, len(order), batch_size):
                 idx = order[k:k + batch_size]
                 feats = [{key: v for key, v in dataset[i].items() if key not in ("x_ids", "x_prompt")} for i in idx]
-                batch = collate_preference(feats, pad_id)
+                batch = collate_preference(feats, pad_id, seq2seq=s2s)
                 batch = {key: v.to(device) for key, v in batch.items() if torch.is_tensor(v)}
                 lp = _reference_forward(model, batch).float().cpu()
                 b = len(idx)
@@ -234,9 +237,10 @@ def build_preference_trainer(model, tokenizer, dataset: EncodedDataset, setup: P
         raise ValueError(f"loss {setup.loss_name!r} needs reference log-probs: call attach_reference first")
     args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
     pad = tokenizer.pad_token_id
+    s2s = is_seq2seq(model)
 
     def collate(feats):
-        batch = collate_preference(feats, pad)
+        batch = collate_preference(feats, pad, seq2seq=s2s)
         batch["n_pairs"] = len(feats)
         return batch
 
@@ -255,7 +259,8 @@ def train_preference(model, tokenizer, pairs: Sequence[PrefPair], user_messages:
     """Train in place (adapters when the model is a PeftModel); returns loss statistics."""
     setup = setup_for(loss_cfg)
     ds = encode_preference(pairs, tokenizer, user_messages, max_length, with_rationale=setup.with_rationale,
-                           with_rewards=setup.with_rewards, rationale_template=rationale_template)
+                           with_rewards=setup.with_rewards, rationale_template=rationale_template,
+                           seq2seq=is_seq2seq(model))
     if setup.needs_reference:
         ref = reference_logps(model, ds, tokenizer.pad_token_id, cache_dir=reference_cache,
                               model_identity=model_identity, max_length=max_length,

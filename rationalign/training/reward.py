@@ -4,6 +4,10 @@ The RM reads the paper's Table 7 template (``prompts.render_rm``: task instructi
 *suggestion only*) as a user message through the chat template; the score is the head's logit at
 the last non-pad token. Chosen and rejected go through one forward (rows [0, B) and [B, 2B)).
 
+Encoder-decoder (T5) RMs read the same user message without a chat template, ending in </s>; the
+model is T5ForSequenceClassification, whose score is a head on the decoder's last state (at that </s>;
+the decoder reads the shifted input), so batches, loss and scoring code are shared with decoder-only RMs.
+
 ``RewardScorer`` loads a saved RM directory (``reward_model.json`` records the base model config and
 the templates, so scoring renders exactly what training saw) and scores (task, instruction, source,
 suggestion) items in batches without gradients.
@@ -22,8 +26,8 @@ from typing import Any
 import torch
 
 from rationalign.losses import REWARD_LOSSES
-from rationalign.training.chat import prompt_text
-from rationalign.training.logps import pad_batch
+from rationalign.training.chat import encoder_ids, prompt_text
+from rationalign.training.logps import is_seq2seq, pad_batch
 from rationalign.training.pairs_io import RMPair
 from rationalign.training.sft import EncodedDataset
 from rationalign.training.trainer import LossTrainer, fit, training_arguments
@@ -60,20 +64,23 @@ class RMTemplate:
                    rm_instructions={str(k): str(cfg_get(v, "rm_instruction") or "") for k, v in specs.items()})
 
 
-def encode_rm_text(tokenizer, message: str, max_length: int) -> list[int]:
+def encode_rm_text(tokenizer, message: str, max_length: int, *, seq2seq: bool = False) -> list[int]:
     """Chat-templated user message; over-long inputs lose their *start*, because the suggestion and
-    the scoring position are at the end."""
+    the scoring position are at the end. seq2seq: the plain message ending in one </s> (the pooled token)."""
+    if seq2seq:
+        return encoder_ids(tokenizer, prompt_text(tokenizer, message, seq2seq=True), max_length)
     ids = tokenizer(prompt_text(tokenizer, message), add_special_tokens=False)["input_ids"]
     return ids[-max_length:]
 
 
-def encode_rm_pairs(pairs: Sequence[RMPair], tokenizer, template: RMTemplate, max_length: int) -> EncodedDataset:
+def encode_rm_pairs(pairs: Sequence[RMPair], tokenizer, template: RMTemplate, max_length: int, *,
+                    seq2seq: bool = False) -> EncodedDataset:
     rows = []
     for p in pairs:
         c = encode_rm_text(tokenizer, template.user_message(p.task, p.instruction, p.source, p.chosen, p.prompt),
-                           max_length)
+                           max_length, seq2seq=seq2seq)
         r = encode_rm_text(tokenizer, template.user_message(p.task, p.instruction, p.source, p.rejected, p.prompt),
-                           max_length)
+                           max_length, seq2seq=seq2seq)
         # input_ids only feeds the length-grouped sampler (the longer of the two sequences).
         rows.append({"chosen_ids": c, "rejected_ids": r, "input_ids": c if len(c) >= len(r) else r})
     return EncodedDataset(rows)
@@ -88,7 +95,8 @@ def collate_rm(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
 def _last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """[N] logits. HF classifiers pool the last token that is not the pad id; pad == eos for ChatML
     models, and the chat template's interior <|im_end|> tokens are not at the end, so that is the
-    true last token under right padding."""
+    true last token under right padding. T5ForSequenceClassification instead pools the decoder's state
+    at the last </s> (encode_rm_text ends every seq2seq input with exactly one), also the true end."""
     return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
 
 
@@ -148,7 +156,9 @@ def ensure_head_trainable(model) -> None:
     because a frozen random head makes the RM untrainable."""
     if not hasattr(model, "peft_config"):
         return
-    names = [n for n, p in model.named_parameters() if p.requires_grad and "score" in n]
+    # T5ForSequenceClassification's head is `classification_head` (models.add_lora saves it).
+    names = [n for n, p in model.named_parameters()
+             if p.requires_grad and ("score" in n or "classification_head" in n)]
     if not names:
         raise RuntimeError("reward model: the score head is frozen; LoRA needs modules_to_save=['score']")
 
@@ -158,8 +168,9 @@ def train_reward(model, tokenizer, train_pairs: Sequence[RMPair], heldout_pairs:
                  tracking: Any = None, device: str = "auto") -> dict:
     """Train in place; returns loss statistics and held-out accuracy before and after training."""
     ensure_head_trainable(model)
-    train_ds = encode_rm_pairs(train_pairs, tokenizer, template, max_length)
-    held_ds = encode_rm_pairs(heldout_pairs, tokenizer, template, max_length)
+    s2s = is_seq2seq(model)
+    train_ds = encode_rm_pairs(train_pairs, tokenizer, template, max_length, seq2seq=s2s)
+    held_ds = encode_rm_pairs(heldout_pairs, tokenizer, template, max_length, seq2seq=s2s)
     trainer = build_reward_trainer(model, tokenizer, train_ds, train_cfg, out_dir, seed=seed, tracking=tracking,
                                    device=device)
     bs = int(train_cfg.batch_size) * 2
@@ -234,7 +245,9 @@ class RewardScorer:
     @torch.no_grad()
     def score(self, items: Sequence[tuple[str, str, str, str]]) -> list[float]:
         """items: (task, instruction, source, suggestion) -> one scalar reward each, in input order."""
-        encoded = [encode_rm_text(self.tokenizer, self.template.user_message(t, ins, src, sug), self.max_length)
+        s2s = is_seq2seq(self.model)
+        encoded = [encode_rm_text(self.tokenizer, self.template.user_message(t, ins, src, sug), self.max_length,
+                                  seq2seq=s2s)
                    for t, ins, src, sug in items]
         groups: dict[str, list[int]] = {}
         for i, (task, *_rest) in enumerate(items):
