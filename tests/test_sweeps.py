@@ -147,7 +147,7 @@ def test_every_preset_composes_and_its_grid_is_valid(preset, tmp_path):
 
     assert len(PRESETS) >= 12
     text = (REPO / "conf" / "experiment" / f"{preset}.yaml").read_text()
-    assert text.startswith("# @package _global_") and any(c in text for c in ("Fig.", "Table", "App.", "Eq."))
+    assert text.startswith("# @package _global_") and any(c in text for c in ("Fig.", "Table", "App.", "Eq.", "Sec."))
     proc = subprocess.run([sys.executable, "-m", "rationalign", f"experiment={preset}", "model=tiny",
                            f"paths.root={tmp_path}", "--cfg", "job"],
                           check=False, capture_output=True, text=True, cwd=REPO)

@@ -22,7 +22,7 @@ log = logging.getLogger("rationalign")
 
 
 def _system_stage(name: str) -> str | None:
-    return {"sft": "sft", "aligned": "align"}.get(name)
+    return {"sft": "sft", "aligned": "align", "quark": "quark"}.get(name)
 
 
 def evaluate_upstream(cfg) -> tuple[str, ...]:
@@ -49,7 +49,7 @@ def resolve_system(ctx: Context, name: str) -> tuple[Path | None, Any]:
         return Path(name[5:]), ctx.cfg
     stage = _system_stage(name)
     if stage is None:
-        raise ValueError(f"evaluate.systems: unknown system '{name}' (base, sft, sft_no_rationale, aligned, path:<dir>)")
+        raise ValueError(f"evaluate.systems: unknown system '{name}' (base, sft, sft_no_rationale, aligned, quark, path:<dir>)")
     return ctx.require(stage) / "adapter", ctx.cfg
 
 
@@ -78,17 +78,18 @@ def generate_predictions(ctx: Context, out: Path, system: str, records: list[Rec
     if not todo:
         return result
     from rationalign.engines.hf import HFEngine
-    from rationalign.models import load_trained
+    from rationalign.quark.control import load_for_inference
 
     model_dir, sys_cfg = resolve_system(ctx, system)
-    model, tok = load_trained(ctx.cfg.model, model_dir, cache_dir(ctx.cfg))
+    # QUARK policies answer conditioned on the best bin of every reward; prefix is "" otherwise.
+    model, tok, prefix = load_for_inference(ctx.cfg.model, model_dir, cache_dir(ctx.cfg))
     engine = HFEngine(model, tok, batch_size=int(ctx.cfg.engine.batch_size), seed=int(ctx.cfg.seed))
     pos = position(sys_cfg) if with_rationale(sys_cfg) else "none"
     marker = OmegaConf.select(ctx.cfg, "prompts.response.rationale_marker") or "Explanation:"
     stop = [marker] if ctx.cfg.evaluate.stop_at_rationale and pos == "after" else None
     for task in todo:
         recs = by_task[task]
-        outs = engine.generate([user_message(sys_cfg, r) for r in recs], temperature=0,
+        outs = engine.generate([prefix + user_message(sys_cfg, r) for r in recs], temperature=0,
                                max_new_tokens=int(ctx.cfg.evaluate.max_new_tokens), stop=stop)
         rows = []
         for r, o in zip(recs, outs):
