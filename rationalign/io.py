@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,3 +49,25 @@ def sha256_file(path: str | Path) -> str:
 
 def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def iter_jsonl(path: str | Path, error: type[Exception] = ValueError) -> Iterator[tuple[str, int, dict]]:
+    """('file:line', line number, object) for every non-blank line of a JSON Lines file.
+
+    Bad JSON or a non-object line raises `error` naming file and line. Lines split on \n / \r\n
+    only: real corpora contain U+2028 and friends inside strings.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8", newline="") as f:
+        text = f.read()
+    for lineno, line in enumerate(re.split(r"\r?\n", text), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise error(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        yield where, lineno, obj

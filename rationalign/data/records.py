@@ -13,12 +13,11 @@ A record is one writing-task example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from rationalign.io import atomic_write_jsonl
+from rationalign.io import atomic_write_jsonl, iter_jsonl
 
 
 class RecordError(ValueError):
@@ -82,38 +81,19 @@ def record_from_dict(d: Any, where: str = "<record>") -> Record:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Parse JSON Lines, naming file:line on a syntax error. Blank lines are skipped."""
-    rows = []
-    path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-    return rows
+    """Every object of a JSON Lines file, naming file:line on bad JSON. Blank lines are skipped."""
+    return [obj for _, _, obj in iter_jsonl(path, RecordError)]
 
 
 def load_records(path: str | Path) -> list[Record]:
     """Load and validate every record; the first bad one raises with file:line:field."""
-    path = Path(path)
     out, seen = [], {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-            rec = record_from_dict(obj, where)
-            if rec.id in seen:
-                raise RecordError(f"{where}: duplicate id '{rec.id}' (first at line {seen[rec.id]})")
-            seen[rec.id] = lineno
-            out.append(rec)
+    for where, lineno, obj in iter_jsonl(path, RecordError):
+        rec = record_from_dict(obj, where)
+        if rec.id in seen:
+            raise RecordError(f"{where}: duplicate id '{rec.id}' (first at line {seen[rec.id]})")
+        seen[rec.id] = lineno
+        out.append(rec)
     return out
 
 

@@ -6,10 +6,10 @@ A malformed row stops the run naming file:line:field; a record with no row is re
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rationalign.io import iter_jsonl
 from rationalign.data.records import RecordError
 from rationalign.rationale.base import RationaleSource, register_source
 
@@ -28,26 +28,16 @@ def load_rationales(path: str | Path, id_field: str = "id", field: str = "ration
     if not path.is_file():
         raise FileNotFoundError(f"rationale.path: no such file {path}")
     out: dict[str, tuple[str | None, str]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise RecordError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            rid = row.get(id_field)
-            if not isinstance(rid, str) or not rid:
-                raise RecordError(f"{where}: field '{id_field}' must be a non-empty string")
-            text = row.get(field)
-            if text is not None and not isinstance(text, str):
-                raise RecordError(f"{where}: field '{field}' must be a string or null, got {type(text).__name__}")
-            if rid in out:
-                raise RecordError(f"{where}: duplicate id '{rid}' (first at {out[rid][1]})")
-            out[rid] = (text, where)
+    for where, _lineno, row in iter_jsonl(path, RecordError):
+        rid = row.get(id_field)
+        if not isinstance(rid, str) or not rid:
+            raise RecordError(f"{where}: field '{id_field}' must be a non-empty string")
+        text = row.get(field)
+        if text is not None and not isinstance(text, str):
+            raise RecordError(f"{where}: field '{field}' must be a string or null, got {type(text).__name__}")
+        if rid in out:
+            raise RecordError(f"{where}: duplicate id '{rid}' (first at {out[rid][1]})")
+        out[rid] = (text, where)
     return out
 
 

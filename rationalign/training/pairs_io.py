@@ -10,10 +10,11 @@ rejected_reward]}`` where ``prompt`` is the raw user message. A bad row raises `
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from rationalign.io import iter_jsonl
 from typing import Any
 
 
@@ -63,18 +64,7 @@ _PREF_FIELDS = {"id", "task", "instruction", "source", "chosen", "rejected", "ch
 def _iter_rows(path: Path):
     if not path.exists():
         raise PairsError(f"{path}: pairs file not found")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PairsError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise PairsError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            yield where, lineno, obj
+    yield from iter_jsonl(path, PairsError)
 
 
 def _text(obj: dict, key: str, where: str, required: bool = True) -> str | None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from pathlib import Path
 
-from rationalign.data.readers._common import TASKS, LoadResult, default_prefix, read_lines, require_text
+from rationalign.data.readers._common import TASKS, LoadResult, default_prefix, require_text
+from rationalign.io import iter_jsonl
 from rationalign.data.records import Record, RecordError
 
 # CoEdIT's own task names -> ours.
@@ -34,16 +34,7 @@ def read_coedit(path: str | Path, task: str | None = None, *,
     if task is not None and task not in TASKS:
         raise RecordError(f"{path}: unknown task {task!r}; expected one of {list(TASKS)}")
     result = LoadResult([])
-    for lineno, line in enumerate(read_lines(path), 1):
-        where = f"{path}:{lineno}"
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RecordError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise RecordError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for where, lineno, row in iter_jsonl(path, RecordError):
         for key in ("src", "tgt") + (("task",) if task is None else ()):
             if key not in row:
                 raise RecordError(f"{where}: missing required field '{key}'")

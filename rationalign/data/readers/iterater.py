@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rationalign.data.readers._common import (
@@ -10,9 +9,9 @@ from rationalign.data.readers._common import (
     check_task,
     default_prefix,
     instruction_for,
-    read_lines,
     require_text,
 )
+from rationalign.io import iter_jsonl
 from rationalign.data.records import Record, RecordError
 
 ITERATER_TASKS = ("fluency", "clarity", "coherence")
@@ -40,16 +39,7 @@ def read_iterater(path: str | Path, task: str | None = None, instruction: str | 
     if drop_short_targets is None:
         drop_short_targets = path.name.startswith(("dev", "test"))
     result = LoadResult([])
-    for lineno, line in enumerate(read_lines(path), 1):
-        where = f"{path}:{lineno}"
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RecordError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise RecordError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for where, lineno, row in iter_jsonl(path, RecordError):
         for key in ("before_sent", "after_sent", "labels"):
             if key not in row:
                 raise RecordError(f"{where}: missing required field '{key}'")
