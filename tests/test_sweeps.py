@@ -20,7 +20,9 @@ from rationalign.report_sweep import build_table, find_results, to_csv, to_markd
 from rationalign.sweep import build_result, distributed_env, export_distributed_env, parse_overrides
 
 REPO = Path(__file__).resolve().parent.parent
-PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if p.stem != "demo")
+# Single-run presets (no grid): composed by the test below, not expanded into a sweep here.
+SINGLE_RUN = {"demo", "mario_writing"}
+PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if p.stem not in SINGLE_RUN)
 # Passed explicitly so these tests hold whether or not conf/config.yaml selects it by default yet.
 CALLBACK = "hydra/callbacks=job_result"
 
@@ -137,6 +139,20 @@ def _hydra_compose(overrides: list[str]):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("preset", sorted(SINGLE_RUN))
+def test_single_run_presets_compose_and_validate(preset, tmp_path):
+    from rationalign.cli import import_components, validate
+
+    text = (REPO / "conf" / "experiment" / f"{preset}.yaml").read_text()
+    assert text.startswith("# @package _global_")
+    proc = subprocess.run([sys.executable, "-m", "rationalign", f"experiment={preset}", "model=tiny",
+                           f"paths.root={tmp_path}", "--cfg", "job"],
+                          check=False, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    import_components()
+    validate(_hydra_compose([f"experiment={preset}", "model=tiny"]))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
