@@ -19,6 +19,7 @@ from typing import Any
 
 from rationalign.io import sha256_json
 from rationalign.rationale.client import ChatClient, ChatError
+from rationalign.rationale.client import EndpointConfig as ChatEndpoint
 from rationalign.rationale.teacher import ResponseCache
 
 log = logging.getLogger(__name__)
@@ -27,17 +28,7 @@ _SECRET_KEYS = ("api_key", "key", "token", "secret")
 
 
 @dataclass
-class EndpointConfig:
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
-    api_key_env: str | None = "OPENAI_API_KEY"  # the variable's NAME; the key stays in the env
-    temperature: float = 0.0
-    max_tokens: int = 512
-    concurrency: int = 8
-    max_retries: int = 5          # HTTP-level: 429 (Retry-After honoured), 5xx, timeouts, bad bodies
-    timeout_s: float = 60.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
+class EndpointConfig(ChatEndpoint):
     cache_dir: str | None = None  # null: no cache
     system_prompt: str | None = None
     parse_retries: int = 2        # re-asks after an unparseable answer (bounded; never guessed)

@@ -19,11 +19,29 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 _RETRY_STATUS = {408, 409, 425, 429}  # plus every 5xx
+
+
+@dataclass
+class EndpointConfig:
+    """Where and how to call an OpenAI-compatible chat-completions endpoint (teacher, judge,
+    pair-rationale sources share it)."""
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key_env: str | None = "OPENAI_API_KEY"  # the variable's NAME; the key stays in the env
+    temperature: float = 0.0
+    max_tokens: int = 512
+    concurrency: int = 8
+    max_retries: int = 5          # HTTP-level: 429 (Retry-After honoured), 5xx, timeouts, bad bodies
+    timeout_s: float = 60.0
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
 
 
 class ChatError(RuntimeError):

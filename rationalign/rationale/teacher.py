@@ -16,25 +16,15 @@ from tqdm.auto import tqdm
 
 from rationalign.io import atomic_write_json, sha256_json
 from rationalign.rationale.base import RationaleSource, register_source
-from rationalign.rationale.client import ChatClient, ChatError
+from rationalign.rationale.client import ChatClient, ChatError, EndpointConfig
 from rationalign.rationale.prompt import DEFAULT_TEACHER_TEMPLATE, check_template, clean_output, render_prompt
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class TeacherConfig:
+class TeacherConfig(EndpointConfig):
     name: str = "teacher"
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
-    api_key_env: str | None = "OPENAI_API_KEY"  # the variable's NAME; the key stays in the env
-    temperature: float = 0.0
-    max_tokens: int = 512
-    concurrency: int = 8
-    max_retries: int = 5
-    timeout_s: float = 60.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
     system_prompt: str | None = None
     prompt_template: str = DEFAULT_TEACHER_TEMPLATE
     strip_prefix: str | None = "Rationale:"
