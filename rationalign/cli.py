@@ -107,6 +107,9 @@ def run(cfg: DictConfig) -> dict:
     ctx = Context(cfg=cfg, workdir=workdir)
     with start_tracking(cfg):
         manifest = run_stage(ctx, cfg.stage.name)
+    report = manifest.get("report")
+    if report and Path(report).exists():  # also on a rerun that skipped every stage
+        print(Path(report).read_text())
     print(f"[rationalign] stage {cfg.stage.name} -> {ctx.stage_dir(cfg.stage.name)}")
     return manifest
 

@@ -225,7 +225,6 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
             rm = reward_model_analysis(ctx, records, all_preds)
             if rm:
                 extra["reward_model"] = rm
-    md = write_report(out, cfg.evaluate.report_name, results, extra)
-    print(md)
+    write_report(out, cfg.evaluate.report_name, results, extra)  # the CLI prints it
     return {"counts": {"test_records": len(records), "systems": len(results)}, "metrics": results,
             "analyses": extra, "report": str(out / f"{cfg.evaluate.report_name}.md")}
