@@ -19,12 +19,13 @@ COLUMNS = ["CoN", "ITR-F", "ITR-L", "ITR-O", "STS", "WNC", "AST", "GYAFC-EM", "G
 NA = "N.A."
 
 
-def _cell(c: dict | None) -> str:
+def _cell(c: dict | None, digits: int = 1, sep: str = " / ") -> str:
+    """One table cell: the score, or BLEU / formality accuracy for GYAFC."""
     if c is None:
         return NA
     if "formality" in c:
-        return f"{c['score']:.1f} / {c['formality']:.1f}"
-    return f"{c['score']:.1f}"
+        return f"{c['score']:.{digits}f}{sep}{c['formality']:.{digits}f}"
+    return f"{c['score']:.{digits}f}"
 
 
 def all_average(cells: dict[str, dict]) -> float | None:
@@ -56,20 +57,12 @@ def to_markdown(rows: list[dict], title: str = "Results (paper Table 1 layout)")
     return "\n".join(lines) + "\n"
 
 
-def _csv_cell(c: dict | None) -> str:
-    if c is None:
-        return NA
-    if "formality" in c:
-        return f"{c['score']:.4f}/{c['formality']:.4f}"
-    return f"{c['score']:.4f}"
-
-
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["system", *COLUMNS, "ALL"])
     for r in rows:
-        w.writerow([r["system"], *(_csv_cell(r[c]) for c in COLUMNS), NA if r["ALL"] is None else f"{r['ALL']:.4f}"])
+        w.writerow([r["system"], *(_cell(r[c], 4, "/") for c in COLUMNS), NA if r["ALL"] is None else f"{r['ALL']:.4f}"])
     return buf.getvalue()
 
 
