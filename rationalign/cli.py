@@ -52,6 +52,10 @@ def validate(cfg: DictConfig) -> None:
         LOSSES = None
     if LOSSES is not None and cfg.loss.kind == "preference" and cfg.loss.name not in LOSSES:
         raise ConfigError(f"loss.name={cfg.loss.name}: unknown loss; known: {', '.join(sorted(LOSSES))}")
+    if cfg.stage.name in ("align", "pipeline") and cfg.loss.kind != "preference":
+        raise ConfigError(f"loss={cfg.loss.name} is not a preference loss (kind {cfg.loss.kind}); stage=align needs one "
+                          f"of {', '.join(sorted(LOSSES or []))}" + ("; QUARK trains through stage=quark"
+                                                                      if cfg.loss.kind == "quark" else ""))
     for name in ("labeled", "unlabeled", "test"):
         path = cfg.data.get(name)
         if cfg.data.format == "records" and path and not Path(path).exists():

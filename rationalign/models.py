@@ -264,8 +264,9 @@ def _bnb_config(quant: str, dtype):
                               bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
 
 
-def add_lora(model, model_cfg: Any, task_type: str = "CAUSAL_LM"):
-    """Wrap with fresh LoRA adapters (paper App. B.4 values come from the config)."""
+def add_lora(model, model_cfg: Any, task_type: str = "CAUSAL_LM", **lora_kwargs):
+    """Wrap with fresh LoRA adapters (paper App. B.4 values come from the config); lora_kwargs go to
+    peft's LoraConfig (e.g. trainable_token_indices for added tokens)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     lcfg = _get(model_cfg, "lora")
@@ -284,7 +285,7 @@ def add_lora(model, model_cfg: Any, task_type: str = "CAUSAL_LM"):
             extra["modules_to_save"] = ["classification_head"]
     cfg = LoraConfig(
         r=_get(lcfg, "r", 16), lora_alpha=_get(lcfg, "alpha", 16), lora_dropout=_get(lcfg, "dropout", 0.05),
-        target_modules=targets, task_type=task_type, **extra,
+        target_modules=targets, task_type=task_type, **extra, **lora_kwargs,
     )
     return get_peft_model(model, cfg)
 

@@ -79,6 +79,8 @@ def write_report(out_dir: Path, name: str, results: dict[str, dict[str, dict]], 
 
 def analyses_markdown(extra: dict) -> str:
     out = []
+    if extra.get("systems"):
+        out += ["Systems:", ""] + [f"- **{k}**: {v}" for k, v in extra["systems"].items()] + [""]
     rm = extra.get("reward_model")
     if rm:
         out += ["### Reward-model quality (paper Sec. 5: 88% agreement, Pearson 0.63)", "",

@@ -50,6 +50,9 @@ def test_semantic_validation_names_the_key():
         validate(compose(["rationale=teacher", "+rationale.temprature=0.5"]))
     with pytest.raises(ConfigError, match="model.path"):
         validate(compose(["model=hf", "model.path=null"]))
+    with pytest.raises(ConfigError, match="QUARK trains through stage=quark"):
+        validate(compose(["stage=align", "loss=quark"]))
+    validate(compose(["stage=quark", "loss=quark"]))  # the documented pairing
 
 
 def test_cli_reports_bad_override_in_one_line_without_loading_a_model():

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from rationalign.cli import compose, run
+from rationalign.losses import LOSSES
 from rationalign.models import add_lora, architecture, build_tiny_t5, load_base_model, load_for_training
 from rationalign.training.chat import encode_pair
 from rationalign.training.logps import collate_completion, full_sequence_logps_reference, is_seq2seq, sequence_logps
@@ -226,3 +227,60 @@ def test_sft_then_align_mpo_on_tiny_t5(tmp_path, tiny_overrides):
     cfg_b = compose(base + ["stage=align", "align.init=base"])
     mb = run(cfg_b)
     assert mb["upstream"] == {} and mb["metrics"]["steps"] == 2
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_preference_loss_takes_a_step_on_tiny_t5(name, tmp_path):
+    """All losses run on the encoder-decoder path: encoder prompts, decoder targets, finite loss and
+    reward statistics, LoRA weights moved."""
+    from tests.test_preference_trainer import loss_cfg, toy_dh_rows, train_cfg
+    from rationalign.training import preference as P
+    from rationalign.training.pairs_io import load_pref_pairs
+
+    torch.manual_seed(0)
+    model, tok = load_for_training({**T5, "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q", "v"]}})
+    setup = P.setup_for(loss_cfg(name))
+    pairs = load_pref_pairs(write_jsonl(tmp_path / "d.jsonl", toy_dh_rows(4)), need_rewards=setup.with_rewards,
+                            need_rationale=setup.with_rationale)
+    ds = P.encode_preference(pairs, tok, [f"Fix: {p.source}" for p in pairs], 96,
+                             with_rationale=setup.with_rationale, with_rewards=setup.with_rewards, seq2seq=True)
+    if setup.needs_reference:
+        P.attach_reference(ds, P.compute_reference_logps(model, ds, tok.pad_token_id))
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    trainer = P.build_preference_trainer(model, tok, ds, setup, train_cfg(max_steps=1, lr=1e-2), tmp_path, seed=0)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 1 and math.isfinite(logs[0]["loss"]) and math.isfinite(logs[0]["rewards/margins"])
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in before)
+
+
+def test_stage_quark_two_rounds_on_tiny_t5(tiny_overrides):
+    """QUARK on an encoder-decoder: control tokens reach the encoder input, KL/CE come from decoder
+    logits, the saved policy reloads with its tokens and the two rounds resume like the causal path."""
+    from pathlib import Path
+
+    from rationalign.quark.control import inference_prefix, load_quark_policy
+    from rationalign.stages.base import Context
+
+    over = t5_overrides(tiny_overrides) + [
+        "stage=quark", "sft.train.max_steps=2", "quark.rewards=[task_metric,length]", "quark.max_new_tokens=16",
+        "quark.eval_max_new_tokens=12", "quark.train.batch_size=8", "quark.train.max_steps=2"]
+    cfg = compose(over)
+    m = run(cfg)
+    out = Context(cfg, Path(cfg.paths.workdir)).stage_dir("quark")
+    rounds = json.loads((out / "quark_rounds.json").read_text())
+    assert m["counts"]["rounds"] == 2 and [r["round"] for r in rounds] == [1, 2]
+    for r in rounds:
+        assert r["train"]["steps"] == 2 and math.isfinite(r["train"]["ce"]) and r["train"]["kl"] >= -1e-6
+    assert rounds[1]["sampling_prefix"] == "<|quark_task_metric_4|><|quark_length_4|>"
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert adapter["task_type"] == "SEQ_2_SEQ_LM"
+    model, tok = load_quark_policy(cfg.model, out)
+    assert is_seq2seq(model)
+    prefix = inference_prefix(out)
+    enc, _ = encode_pair(tok, prefix + "Fix: he go", "He goes.", 64, seq2seq=True)
+    assert enc[:2] == tok.convert_tokens_to_ids(["<|quark_task_metric_4|>", "<|quark_length_4|>"])
+    # the trained control-token rows differ from each other (they started equal, at the mean row)
+    emb = model.get_input_embeddings().weight
+    best, worst = tok.convert_tokens_to_ids(["<|quark_task_metric_4|>", "<|quark_task_metric_0|>"])
+    assert not torch.equal(emb[best], emb[worst])

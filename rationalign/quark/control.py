@@ -100,9 +100,10 @@ def load_quark_policy(model_cfg: Any, quark_dir: str | Path, cache_dir: str | Pa
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if not (adir / "adapter_config.json").exists():  # full fine-tuning saved a whole model
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-        model = AutoModelForCausalLM.from_pretrained(str(adir))
+        enc_dec = getattr(AutoConfig.from_pretrained(str(adir)), "is_encoder_decoder", False)
+        model = (AutoModelForSeq2SeqLM if enc_dec else AutoModelForCausalLM).from_pretrained(str(adir))
     else:
         from peft import PeftModel
 

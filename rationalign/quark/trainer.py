@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from rationalign.training.chat import encode_pair
-from rationalign.training.logps import _backbone_and_head, collate_completion
+from rationalign.training.logps import _backbone_and_head, collate_completion, is_seq2seq, seq2seq_completion_logits
 from rationalign.training.sft import EncodedDataset
 from rationalign.training.trainer import LossTrainer, fit, training_arguments
 
@@ -33,27 +33,32 @@ class QuarkExample:
     completion: str
 
 
-def encode_quark(examples: list[QuarkExample], tokenizer, max_length: int) -> EncodedDataset:
+def encode_quark(examples: list[QuarkExample], tokenizer, max_length: int, *, seq2seq: bool = False) -> EncodedDataset:
+    """seq2seq: the prompts (with / without control tokens) are encoder inputs, the completion the
+    decoder target, so policy and reference still line up token by token on the completion."""
     rows = []
     for ex in examples:
-        p, c = encode_pair(tokenizer, ex.prompt, ex.completion, max_length)
-        rp, rc = encode_pair(tokenizer, ex.ref_prompt, ex.completion, max_length)
+        p, c = encode_pair(tokenizer, ex.prompt, ex.completion, max_length, seq2seq=seq2seq)
+        rp, rc = encode_pair(tokenizer, ex.ref_prompt, ex.completion, max_length, seq2seq=seq2seq)
         if rc != c:  # cannot happen with encode_pair (the completion is cut the same way); guard anyway
             raise ValueError("quark: policy and reference completions tokenised differently")
         rows.append({"prompt_ids": p, "completion_ids": c, "ref_prompt_ids": rp, "input_ids": p + c})
     return EncodedDataset(rows)
 
 
-def collate_quark(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    batch = collate_completion(features, pad_id)
+def collate_quark(features: list[dict], pad_id: int, *, seq2seq: bool = False) -> dict[str, torch.Tensor]:
+    batch = collate_completion(features, pad_id, seq2seq=seq2seq)
     ref = collate_completion([{"prompt_ids": f["ref_prompt_ids"], "completion_ids": f["completion_ids"]}
-                              for f in features], pad_id)
+                              for f in features], pad_id, seq2seq=seq2seq)
     batch.update({f"ref_{k}": v for k, v in ref.items()})
     return batch
 
 
 def completion_logits(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits [N, V] at the positions predicting completion tokens, targets [N]), in row order."""
+    if is_seq2seq(model):
+        logits, targets, _ = seq2seq_completion_logits(model, input_ids, attention_mask, labels)
+        return logits, targets
     backbone, head = _backbone_and_head(model)
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     targets = labels[:, 1:]
@@ -108,11 +113,12 @@ def train_quark(model, tokenizer, examples: list[QuarkExample], train_cfg: Any, 
                 tracking: Any = None, device: str = "auto") -> dict:
     """One round of training on the pool (in place); returns loss statistics and the last logged
     ce / kl / entropy."""
-    ds = encode_quark(examples, tokenizer, max_length)
+    s2s = is_seq2seq(model)
+    ds = encode_quark(examples, tokenizer, max_length, seq2seq=s2s)
     args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
     trainer = LossTrainer(
         model=model, args=args, train_dataset=ds, processing_class=tokenizer,
-        data_collator=lambda feats: collate_quark(feats, tokenizer.pad_token_id),
+        data_collator=lambda feats: collate_quark(feats, tokenizer.pad_token_id, seq2seq=s2s),
         loss_fn=make_loss_fn(kl_coef, entropy_coef, reference),
         scaled_for_ga=False,  # the loss is a batch mean: the Trainer divides by grad_accum
     )

@@ -53,6 +53,23 @@ def resolve_system(ctx: Context, name: str) -> tuple[Path | None, Any]:
     return ctx.require(stage) / "adapter", ctx.cfg
 
 
+def describe_system(cfg, name: str) -> str:
+    """One line saying what a report row is, so comparison rows (MPO vs QUARK, ...) read unambiguously."""
+    if name == "base":
+        return f"{cfg.model.name}, zero-shot"
+    if name == "sft_no_rationale":
+        return "SFT on suggestions only (rationale.position=none)"
+    if name == "sft":
+        return f"SFT, rationale {position(cfg) if with_rationale(cfg) else 'none'}"
+    if name == "aligned":
+        return f"SFT + preference optimisation, loss={cfg.loss.name}"
+    if name == "quark":
+        q = cfg.quark
+        return (f"SFT + QUARK multi-reward ({q.variant}, {q.rounds} rounds, rewards {', '.join(q.rewards)}), "
+                "conditioned on the best bins")
+    return f"model dir {name[5:]}" if name.startswith("path:") else name
+
+
 def column_of(spec: Any, record: Record) -> str:
     from rationalign.prompts import task_columns
 
@@ -218,7 +235,7 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
         preds = generate_predictions(ctx, out, system, records)
         all_preds[system] = preds
         results[system] = score_system(cfg, records, preds)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"systems": {s: describe_system(cfg, s) for s in cfg.evaluate.systems}}
     if cfg.evaluate.analyses:
         extra["edits"] = edit_analysis(records, all_preds)
         if "reward" in evaluate_upstream(cfg):

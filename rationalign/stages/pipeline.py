@@ -14,6 +14,9 @@ from rationalign.io import atomic_write_json
 from rationalign.stages.base import MANIFEST, STAGES, Context, register_stage
 
 ORDER = ("rationalize", "kfold", "reward", "sft", "sample", "pairs", "align", "evaluate")
+# Stages a configuration may add (rdpo/rorpo's pair rationales, a QUARK comparison system): listed
+# among the artifacts when this configuration ran them.
+OPTIONAL = ("pair_rationales", "quark")
 
 
 def pipeline_upstream(cfg) -> tuple[str, ...]:
@@ -24,7 +27,7 @@ def pipeline_upstream(cfg) -> tuple[str, ...]:
 def run_pipeline(ctx: Context, out: Path) -> dict:
     """The whole Rationalize & Align pipeline and the final report."""
     artifacts = {}
-    for name in ORDER:
+    for name in (*ORDER, *OPTIONAL):
         d = ctx.stage_dir(name)
         if (d / MANIFEST).exists():
             m = json.loads((d / MANIFEST).read_text())
@@ -34,5 +37,5 @@ def run_pipeline(ctx: Context, out: Path) -> dict:
     lines = ["", "Artifacts:"] + [f"  {k:<12} {v['dir']}  ({v['seconds']}s)" for k, v in artifacts.items()]
     lines.append(f"  report       {report}")
     print("\n".join(lines))
-    assert set(ORDER) <= set(STAGES.names())
+    assert set(ORDER + OPTIONAL) <= set(STAGES.names())
     return {"artifacts": artifacts, "report": str(report)}

@@ -107,13 +107,11 @@ def build_policy(cfg, ctx: Context, tokens: list[str]):
         model = PeftModel.from_pretrained(model, str(init_adapter)).merge_and_unload()
     ids = add_control_tokens(model, tok, tokens)
     if cfg.model.lora.enabled:
-        from peft import LoraConfig, get_peft_model
+        from rationalign.models import add_lora
 
-        lc = cfg.model.lora
-        model = get_peft_model(model, LoraConfig(
-            r=int(lc.r), lora_alpha=int(lc.alpha), lora_dropout=float(lc.dropout),
-            target_modules=list(lc.target_modules), task_type="CAUSAL_LM",
-            trainable_token_indices=list(ids)))  # only the new rows train; tied heads follow
+        # Only the new embedding rows train (tied heads follow); add_lora picks the causal or
+        # seq2seq task type and T5's projection names.
+        model = add_lora(model, cfg.model, trainable_token_indices=list(ids))
     return model, tok, (str(init_adapter.resolve()) if init_adapter else None)
 
 

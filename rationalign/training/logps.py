@@ -30,10 +30,11 @@ def is_seq2seq(model) -> bool:
     return bool(getattr(getattr(_unwrap(model), "config", None), "is_encoder_decoder", False))
 
 
-def _seq2seq_token_logps(model, input_ids, attention_mask, labels):
-    """Seq2seq: encoder on the prompt, decoder on the labels shifted right; log pi at labels != -100.
+def seq2seq_completion_logits(model, input_ids, attention_mask, labels):
+    """Seq2seq: encoder on the prompt, decoder on the labels shifted right.
 
-    For T5 the LM head runs on the completion rows only (decoder padding skipped), applying T5's own
+    Returns (logits [N, V] float, targets [N], row_index [N]) at the labels != -100 positions. For T5
+    the LM head runs on the completion rows only (decoder padding skipped), applying T5's own
     d_model**-0.5 output scaling when its embeddings are tied; any other encoder-decoder (whose head
     may add a bias, as BART's does) takes the full-logits path through its own forward.
     """
@@ -52,7 +53,12 @@ def _seq2seq_token_logps(model, input_ids, attention_mask, labels):
     else:
         logits = inner(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
                        use_cache=False).logits[mask].float()
-    return -F.cross_entropy(logits, labels[mask], reduction="none"), rows
+    return logits, labels[mask], rows
+
+
+def _seq2seq_token_logps(model, input_ids, attention_mask, labels):
+    logits, targets, rows = seq2seq_completion_logits(model, input_ids, attention_mask, labels)
+    return -F.cross_entropy(logits, targets, reduction="none"), rows
 
 
 def completion_token_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
