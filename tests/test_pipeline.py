@@ -99,6 +99,6 @@ def test_empty_preference_set_fails_with_a_clear_reason(tmp_path):
             "data.max_unlabeled_per_task=1", "kfold.n_samples=2"]
     with pytest.raises(ValueError, match="no preference pairs .*fewer_than_two_well_formed"):
         run(compose(["stage=pairs", *over]))
-    cfg, ctx = _ctx(["stage=pairs", *over])
+    _, ctx = _ctx(["stage=pairs", *over])
     counts = json.loads((ctx.stage_dir("sample") / "manifest.json").read_text())["counts"]
     assert counts["malformed"] == counts["candidates"] == 16 and counts["malformed_reasons"]

@@ -233,9 +233,9 @@ def test_sft_then_align_mpo_on_tiny_t5(tmp_path, tiny_overrides):
 def test_every_preference_loss_takes_a_step_on_tiny_t5(name, tmp_path):
     """All losses run on the encoder-decoder path: encoder prompts, decoder targets, finite loss and
     reward statistics, LoRA weights moved."""
-    from tests.test_preference_trainer import loss_cfg, toy_dh_rows, train_cfg
     from rationalign.training import preference as P
     from rationalign.training.pairs_io import load_pref_pairs
+    from tests.test_preference_trainer import loss_cfg, toy_dh_rows, train_cfg
 
     torch.manual_seed(0)
     model, tok = load_for_training({**T5, "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q", "v"]}})

@@ -13,9 +13,10 @@ A record is one writing-task example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rationalign.io import atomic_write_jsonl, iter_jsonl
 

@@ -82,8 +82,8 @@ class HFEngine:
             for row, i in enumerate(idx):
                 ids[row, width - len(enc[i]):] = torch.tensor(enc[i])
                 att[row, width - len(enc[i]):] = 1
-            gen_kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad,
-                                              eos_token_id=self.tok.eos_token_id)
+            gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad,
+                                          "eos_token_id": self.tok.eos_token_id}
             if stop:
                 gen_kwargs.update(stop_strings=list(stop), tokenizer=self.tok)
             if greedy:

@@ -38,9 +38,20 @@ def best_prefix(active: Sequence[str], order: Sequence[str], n_bins: int) -> str
     return control_prefix({r: n_bins - 1 for r in active}, order)
 
 
+def describe(token: str) -> str:
+    """Plain words for a control token ("<|quark_task_metric_4|>" -> "task metric 4"): its initial
+    embedding is the mean of these words' embeddings."""
+    body = token.removeprefix("<|quark_").removesuffix("|>")
+    reward, _, b = body.rpartition("_")
+    return f"{reward.replace('_', ' ')} {b}"
+
+
 def add_control_tokens(model, tokenizer, tokens: Sequence[str]) -> list[int]:
-    """Add the tokens, grow the embeddings, and start the new rows at the mean embedding (a random
-    row would dominate the first forward passes; the mean is a neutral start). Returns their ids."""
+    """Add the tokens, grow the embeddings, and start each new row at the mean embedding of its
+    description's words (`describe`). Rows must start *distinct*: LoRA can only condition on tokens
+    whose embeddings differ, and starting every row at the vocabulary mean left the bins of a reward
+    indistinguishable after a round of training (measured: best-bin and worst-bin prefixes gave the
+    same reward means). Words keep the rows in the embedding distribution. Returns the token ids."""
     import torch
 
     new = [t for t in tokens if t not in tokenizer.get_vocab()]
@@ -52,10 +63,15 @@ def add_control_tokens(model, tokenizer, tokens: Sequence[str]) -> list[int]:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         with torch.no_grad():
             emb = model.get_input_embeddings().weight
-            emb[old:] = emb[:old].mean(0, keepdim=True)
             out = model.get_output_embeddings()
-            if out is not None and out.weight.data_ptr() != emb.data_ptr():  # untied head
-                out.weight[old:] = out.weight[:old].mean(0, keepdim=True)
+            untied = out is not None and out.weight.data_ptr() != emb.data_ptr()
+            for t, i in zip(tokens, ids):
+                if i < old:
+                    continue
+                words = [w for w in tokenizer(" " + describe(t), add_special_tokens=False)["input_ids"] if w < old]
+                emb[i] = emb[words].mean(0) if words else emb[:old].mean(0)
+                if untied:  # never generated: a neutral output row
+                    out.weight[i] = out.weight[:old].mean(0)
     return list(ids)
 
 

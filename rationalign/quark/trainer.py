@@ -108,9 +108,24 @@ def frozen_reference(model):
     return ref
 
 
+def token_row_optimizer(model, lr: float, token_lr: float, weight_decay: float):
+    """AdamW with the control-token embedding rows in their own group at `token_lr` (new-token
+    embeddings learn at a higher rate than LoRA weights, as in prompt tuning); the Trainer's linear
+    schedule scales both groups."""
+    rows, rest = [], []
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            (rows if "trainable_tokens" in n else rest).append(p)
+    if not rows:
+        raise ValueError("quark.token_lr: the model has no trainable control-token rows (LoRA with "
+                         "trainable_token_indices); leave token_lr null for full fine-tuning")
+    return torch.optim.AdamW([{"params": rows, "lr": token_lr, "weight_decay": 0.0},
+                              {"params": rest, "lr": lr, "weight_decay": weight_decay}])
+
+
 def train_quark(model, tokenizer, examples: list[QuarkExample], train_cfg: Any, out_dir: Path, *,
                 kl_coef: float, entropy_coef: float, max_length: int, seed: int, reference=None,
-                tracking: Any = None, device: str = "auto") -> dict:
+                tracking: Any = None, device: str = "auto", token_lr: float | None = None) -> dict:
     """One round of training on the pool (in place); returns loss statistics and the last logged
     ce / kl / entropy."""
     s2s = is_seq2seq(model)
@@ -121,6 +136,8 @@ def train_quark(model, tokenizer, examples: list[QuarkExample], train_cfg: Any, 
         data_collator=lambda feats: collate_quark(feats, tokenizer.pad_token_id, seq2seq=s2s),
         loss_fn=make_loss_fn(kl_coef, entropy_coef, reference),
         scaled_for_ga=False,  # the loss is a batch mean: the Trainer divides by grad_accum
+        optimizers=(token_row_optimizer(model, float(train_cfg.lr), float(token_lr), float(train_cfg.weight_decay))
+                    if token_lr is not None else None, None),
     )
     stats = fit(trainer, out_dir)
     logged = [h for h in stats["log_history"] if "ce" in h]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rationalign.io import iter_jsonl
 from rationalign.data.records import RecordError
+from rationalign.io import iter_jsonl
 from rationalign.rationale.base import RationaleSource, register_source
 
 

@@ -279,7 +279,8 @@ def run_quark(ctx: Context, out: Path) -> dict:
                     for x, b in zip(pool.rows, bins)]
         stats = train_quark(model, tok, examples, q.train, rdir, kl_coef=float(q.kl_coef),
                             entropy_coef=float(q.entropy_coef), max_length=int(cfg.model.max_length),
-                            seed=int(cfg.seed) + r, reference=reference, tracking=cfg.tracking, device=cfg.device)
+                            seed=int(cfg.seed) + r, reference=reference, tracking=cfg.tracking, device=cfg.device,
+                            token_lr=None if q.token_lr is None else float(q.token_lr))
         atomic_write_json(rdir / "train_log.json", stats.pop("log_history"))
         meta = {"rewards": rewards_list, "active_rewards": active, "token_order": order, "n_bins": n_bins,
                 "variant": str(q.variant), "round": r, "init_adapter": init_adapter, "tokens": tokens}

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rationalign.io import iter_jsonl
-from typing import Any
 
 
 class PairsError(ValueError):

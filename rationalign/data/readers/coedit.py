@@ -6,8 +6,8 @@ from collections.abc import Collection
 from pathlib import Path
 
 from rationalign.data.readers._common import TASKS, LoadResult, default_prefix, require_text
-from rationalign.io import iter_jsonl
 from rationalign.data.records import Record, RecordError
+from rationalign.io import iter_jsonl
 
 # CoEdIT's own task names -> ours.
 COEDIT_TASK_ALIASES = {

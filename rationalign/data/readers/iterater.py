@@ -11,8 +11,8 @@ from rationalign.data.readers._common import (
     instruction_for,
     require_text,
 )
-from rationalign.io import iter_jsonl
 from rationalign.data.records import Record, RecordError
+from rationalign.io import iter_jsonl
 
 ITERATER_TASKS = ("fluency", "clarity", "coherence")
 
