@@ -235,6 +235,9 @@ class QuarkParams:
     eval_split: str = "test"  # per-round task metric (greedy, best bins)
     eval_max_new_tokens: int = 64
     log_samples: int = 3  # sample rationales logged per round (reward-hacking guard)
+    # After each round, sample this many training inputs under the best-bin and under the worst-bin
+    # prefix and report both reward means: has the policy learned what the tokens mean? 0 = off.
+    contrast_inputs: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=2e-4, batch_size=8))
     # Learning rate of the control-token embedding rows (LoRA runs); null = train.lr.
     token_lr: float | None = None

@@ -290,6 +290,19 @@ def test_stage_quark_runs_two_rounds_reports_and_resumes(tiny_overrides):
     assert m2["counts"]["rounds"] == 2 and (out / "round_2" / "round.json").exists()
 
 
+def test_contrast_check_samples_best_and_worst_bins_on_the_same_inputs(tiny_overrides):
+    over = [*tiny_overrides, *QUICK, "quark.rewards=[length,diversity]", "quark.rounds=1", "quark.contrast_inputs=3"]
+    cfg = compose(over)
+    m = run(cfg)
+    c = _rounds(cfg)[0]["contrast"]
+    assert c["inputs"] == 3 and set(c["best"]) == set(c["worst"]) == {"length", "diversity"}
+    assert 0 < c["best_samples"] <= 6 and 0 < c["worst_samples"] <= 6  # 3 inputs x 2 samples, minus empties
+    assert m["metrics"]["rounds"][0]["contrast"] == c
+    off = compose([*over, "quark.contrast_inputs=0", f"paths.root={cfg.paths.root}-off"])
+    run(off)
+    assert _rounds(off)[0]["contrast"] is None
+
+
 def test_additive_and_canonical_runs_differ_as_claimed(tiny_overrides):
     base = [*tiny_overrides, *QUICK, "quark.rewards=[length,diversity]", "quark.seed_pool_with_gold=false"]
     can = _rounds(run(compose(base)) and compose(base))

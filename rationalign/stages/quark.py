@@ -193,6 +193,26 @@ def evaluate_round(cfg, model, tok, records: list[Record], prefix: str) -> dict:
     return res
 
 
+def contrast_check(cfg, model, tok, rewards, records: list[Record], active: list[str], order: list[str],
+                   n_bins: int, round_idx: int) -> dict:
+    """Reward means of samples drawn under the best-bin and under the worst-bin prefix, on the same
+    inputs with the same seed. No gap means the control tokens do not steer the policy yet, and
+    round-over-round changes are not a QUARK effect."""
+    from rationalign.quark.control import control_prefix
+
+    recs = records[: int(cfg.quark.contrast_inputs)]
+    by_id = {r.id: r for r in recs}
+    res = {}
+    for name, b in (("best", n_bins - 1), ("worst", 0)):
+        rows = [x for x in sample_round(cfg, model, tok, recs, control_prefix(dict.fromkeys(active, b), order), round_idx)
+                if x["completion"].strip()]
+        score_rows(rewards, rows, by_id)
+        res[name] = _means(rows, list(rewards))
+        res[f"{name}_samples"] = len(rows)
+    res["inputs"] = len(recs)
+    return res
+
+
 def _means(rows: list[dict], names: list[str]) -> dict[str, float]:
     return {k: sum(x["rewards"][k] for x in rows) / len(rows) for k in names} if rows else {}
 
@@ -287,6 +307,8 @@ def run_quark(ctx: Context, out: Path) -> dict:
         save_policy(model, tok, rdir / "adapter", meta)
         eval_prefix = best_prefix(active, order, n_bins)
         ev = evaluate_round(cfg, model, tok, eval_records, eval_prefix)
+        contrast = contrast_check(cfg, model, tok, rewards, records, active, order, n_bins, r) \
+            if int(q.contrast_inputs) > 0 else None
         k = int(q.log_samples)
         summary = {
             "round": r, "active_rewards": active, "sampling_prefix": prefix, "eval_prefix": eval_prefix,
@@ -295,7 +317,7 @@ def run_quark(ctx: Context, out: Path) -> dict:
             "pool_size": len(pool), "new_samples": len(new), "empty_outputs": n_raw - len(new),
             "malformed": sum(1 for x in new if not x["ok"]), "bin_edges": edges,
             "train_prompt_example": examples[-1].prompt if examples else None,
-            "train": stats, f"task_metric_{q.eval_split}": ev,
+            "train": stats, f"task_metric_{q.eval_split}": ev, "contrast": contrast,
             "samples": [{"id": x["id"], "suggestion": x["suggestion"], "rationale": x["rationale"],
                          "rewards": x["rewards"]} for x in new[:k]],
         }
@@ -303,6 +325,9 @@ def run_quark(ctx: Context, out: Path) -> dict:
         summaries.append(summary)
         log.info("quark round %d: rewards %s, pool %d, %s %s", r, summary["reward_means"], len(pool),
                  q.eval_split, ev.get("mean"))
+        if contrast:
+            log.info("quark round %d control-token contrast: best bins %s, worst bins %s", r,
+                     contrast["best"], contrast["worst"])
         for s in summary["samples"]:
             log.info("quark round %d sample %s: %s", r, s["id"], (s["rationale"] or "")[:200])
 
@@ -311,6 +336,7 @@ def run_quark(ctx: Context, out: Path) -> dict:
     atomic_write_json(out / "quark_rounds.json", summaries)
     return {"counts": {"inputs": len(records), "rounds": len(summaries), "pool_size": len(pool),
                        "eval_records": len(eval_records)},
-            "metrics": {"rounds": [{k: s[k] for k in ("round", "active_rewards", "reward_means", "pool_size",
-                                                       f"task_metric_{q.eval_split}")} for s in summaries]},
+            "metrics": {"rounds": [{k: s.get(k) for k in ("round", "active_rewards", "reward_means", "pool_size",
+                                                           f"task_metric_{q.eval_split}", "contrast")}
+                                   for s in summaries]},
             "samples": {s["round"]: s["samples"] for s in summaries}}
