@@ -125,15 +125,19 @@ class SamplingConfig:
 
 @dataclass
 class EngineConfig:
-    name: str = "hf"
-    batch_size: int = 16
+    """Generation engine (rationalign.engines). Requests are seeded from the root `seed`."""
+
+    name: str = "hf"  # hf | vllm
+    batch_size: int = 16  # hf: prompts per generate call (its sampling RNG is seeded per batch)
     max_new_tokens: int = 128  # greedy evaluation budget
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    seed: int = 0
-    # vllm only
+    # vllm only (GPU machines)
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.85
     enable_prefix_caching: bool = True
+    lora: str = "adapter"  # adapter: base + LoRARequest | merged: a merged copy of base + adapter
+    max_model_len: int | None = None  # null: the model's own context length
+    llm_kwargs: dict[str, Any] = field(default_factory=dict)  # passed on to vllm.LLM(...)
 
 
 @dataclass

@@ -132,4 +132,4 @@ def test_vllm_engine_fails_clearly_without_vllm():
     from rationalign.engines import build_engine
 
     with pytest.raises(ImportError, match=r"pip install '\.\[vllm\]'"):
-        build_engine(compose(["engine=vllm"]), model_dir="/some/model")
+        build_engine(compose(["engine=vllm"]), adapter="/some/model")

@@ -1,24 +1,13 @@
-"""Generation engines behind one interface: generate(prompts, **sampling) -> list[str].
+"""Generation engines behind one interface (engines.base.Engine), built by one factory.
 
-`prompts` are user messages; the engine applies the chat template used in training.
-Sampling keys (paper App. B.4 names): temperature (0 = greedy), top_p, top_k, presence_penalty,
-max_new_tokens, n (samples per prompt, `sample()`), seed.
+    with build_engine(cfg, adapter=adapter_dir) as engine:
+        outs = engine.sample(user_messages, n=4, temperature=1.2, top_p=0.9, max_new_tokens=96, seed=7)
+
+`prompts` are user messages; every engine turns them into the token ids training uses
+(training.chat.prompt_ids) and generates from those ids. Every stage that generates (kfold, sample,
+evaluate, quark, the `local` rationale and pair-rationale sources) goes through `build_engine`.
 """
 
-from __future__ import annotations
+from rationalign.engines.factory import build_engine
 
-from typing import Any
-
-
-def build_engine(cfg: Any, model=None, tokenizer=None, *, model_dir: str | None = None):
-    """Engine named by cfg.engine.name over an already-loaded HF model (hf) or a model dir (vllm)."""
-    name = cfg.engine.name
-    if name == "hf":
-        from rationalign.engines.hf import HFEngine
-
-        return HFEngine(model, tokenizer, batch_size=int(cfg.engine.batch_size), seed=int(cfg.engine.seed))
-    if name == "vllm":
-        from rationalign.engines.vllm import VLLMEngine
-
-        return VLLMEngine.from_config(cfg, model_dir=model_dir)
-    raise ValueError(f"engine.name={name}: expected hf or vllm")
+__all__ = ["build_engine"]

@@ -1,7 +1,8 @@
-"""transformers generate, batched and length-sorted, left-padded; seeded per batch.
+"""transformers generate, batched and length-sorted, left-padded; seeded per batch (from the batch's
+first prompt ids, so a resumed stage reproduces as long as engine.batch_size is unchanged).
 
-Encoder-decoder (T5) models get the plain user message as the encoder input (no chat template,
-ending in </s>, as in training) and their generate output is the decoder sequence alone: it starts
+Prompt ids come from `Engine.encode` (training.chat.prompt_ids). Encoder-decoder (T5) models get the
+plain user message as the encoder input (no chat template, ending in </s>, as in training) and their generate output is the decoder sequence alone: it starts
 with the decoder start token and does not contain the prompt.
 """
 
@@ -13,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from rationalign.training.chat import encoder_ids, prompt_text
+from rationalign.engines.base import Engine
 from rationalign.training.logps import is_seq2seq
 
 
@@ -37,39 +38,33 @@ class PresencePenalty(LogitsProcessor):
         return scores - self.penalty * seen.to(scores.dtype)
 
 
-class HFEngine:
+class HFEngine(Engine):
+    name = "hf"
+
     def __init__(self, model, tokenizer, *, batch_size: int = 16, seed: int = 0, progress: bool = True):
+        super().__init__(tokenizer, seq2seq=is_seq2seq(model))
         self.model = model
-        self.tok = tokenizer
         self.batch_size = batch_size
         self.seed = seed
         self.progress = progress
 
     @torch.no_grad()
-    def sample(self, prompts: list[str], n: int = 1, *, temperature: float = 0.0, top_p: float = 1.0,
-               top_k: int = 0, presence_penalty: float = 0.0, max_new_tokens: int = 128,
-               seed: int | None = None, stop: list[str] | None = None, **_: Any) -> list[list[str]]:
-        """n completions per prompt, in input order. temperature 0 means greedy (then n must be 1).
-
-        `stop`: strings that end a completion early (kept in the text), e.g. the rationale marker
-        when only the suggestion is scored.
-        """
-        if not prompts:
+    def sample_ids(self, prompt_ids: list[list[int]], n: int = 1, *, temperature: float = 0.0, top_p: float = 1.0,
+                   top_k: int = 0, presence_penalty: float = 0.0, max_new_tokens: int = 128,
+                   seed: int | None = None, stop: list[str] | None = None, **_: Any) -> list[list[str]]:
+        """n completions per prompt, in input order. `stop`: strings that end a completion early (kept
+        in the text), e.g. the rationale marker when only the suggestion is scored."""
+        enc = prompt_ids
+        if not enc:
             return []
         greedy = temperature <= 0
         if greedy and n != 1:
             raise ValueError("greedy decoding gives one output per prompt; use temperature > 0 for n > 1")
         seed = self.seed if seed is None else seed
-        s2s = is_seq2seq(self.model)
-        if s2s:
-            # No length cap here, as for decoder-only prompts; encoder_ids only appends the </s>.
-            enc = [encoder_ids(self.tok, prompt_text(self.tok, p, seq2seq=True), 1 << 30) for p in prompts]
-        else:
-            texts = [prompt_text(self.tok, p) for p in prompts]
-            enc = [self.tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        s2s = self.seq2seq
         # Sort by length so each batch pads little; restore order at the end.
         order = sorted(range(len(enc)), key=lambda i: (len(enc[i]), i))
-        out: list[list[str]] = [[] for _ in prompts]
+        out: list[list[str]] = [[] for _ in enc]
         model = self.model
         model.eval()
         device = next(model.parameters()).device
@@ -106,7 +101,3 @@ class HFEngine:
             for row, i in enumerate(idx):
                 out[i] = [d.strip() for d in decoded[row * per:(row + 1) * per]]
         return out
-
-    def generate(self, prompts: list[str], **sampling: Any) -> list[str]:
-        sampling.pop("n", None)
-        return [o[0] for o in self.sample(prompts, n=1, **sampling)]

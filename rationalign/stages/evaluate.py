@@ -16,7 +16,7 @@ from rationalign.data.records import Record
 from rationalign.data.splits import load_split, split_files
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, position, user_message, with_rationale
+from rationalign.stages.common import cache_dir, device_of, position, user_message, with_rationale
 
 log = logging.getLogger("rationalign")
 
@@ -94,30 +94,30 @@ def generate_predictions(ctx: Context, out: Path, system: str, records: list[Rec
             todo.append(task)
     if not todo:
         return result
-    from rationalign.engines.hf import HFEngine
-    from rationalign.quark.control import load_for_inference
+    from rationalign.engines import build_engine
+    from rationalign.quark.control import inference_prefix, is_quark_dir
 
     model_dir, sys_cfg = resolve_system(ctx, system)
     # QUARK policies answer conditioned on the best bin of every reward; prefix is "" otherwise.
-    model, tok, prefix = load_for_inference(ctx.cfg.model, model_dir, cache_dir(ctx.cfg))
-    engine = HFEngine(model, tok, batch_size=int(ctx.cfg.engine.batch_size), seed=int(ctx.cfg.seed))
+    prefix = inference_prefix(model_dir) if is_quark_dir(model_dir) else ""
     pos = position(sys_cfg) if with_rationale(sys_cfg) else "none"
     marker = OmegaConf.select(ctx.cfg, "prompts.response.rationale_marker") or "Explanation:"
     stop = [marker] if ctx.cfg.evaluate.stop_at_rationale and pos == "after" else None
-    for task in todo:
-        recs = by_task[task]
-        outs = engine.generate([prefix + user_message(sys_cfg, r) for r in recs], temperature=0,
-                               max_new_tokens=int(ctx.cfg.evaluate.max_new_tokens), stop=stop)
-        rows = []
-        for r, o in zip(recs, outs):
-            p = parse_response(o, pos, ctx.cfg.prompts)
-            # A malformed answer is still scored on what it proposes (the text before any marker);
-            # an empty suggestion scores as "no change" rather than being dropped.
-            suggestion = p.suggestion if p.suggestion else r.source
-            rows.append({"id": r.id, "output": o, "suggestion": suggestion, "rationale": p.rationale,
-                         "ok": bool(p.ok), "reason": p.reason})
-        atomic_write_jsonl(out / "predictions" / system / f"{task}.jsonl", rows)
-        result[task] = rows
+    with build_engine(ctx.cfg, adapter=model_dir) as engine:
+        for task in todo:
+            recs = by_task[task]
+            outs = engine.generate([prefix + user_message(sys_cfg, r) for r in recs], temperature=0,
+                                   max_new_tokens=int(ctx.cfg.evaluate.max_new_tokens), stop=stop)
+            rows = []
+            for r, o in zip(recs, outs):
+                p = parse_response(o, pos, ctx.cfg.prompts)
+                # A malformed answer is still scored on what it proposes (the text before any marker);
+                # an empty suggestion scores as "no change" rather than being dropped.
+                suggestion = p.suggestion if p.suggestion else r.source
+                rows.append({"id": r.id, "output": o, "suggestion": suggestion, "rationale": p.rationale,
+                             "ok": bool(p.ok), "reason": p.reason})
+            atomic_write_jsonl(out / "predictions" / system / f"{task}.jsonl", rows)
+            result[task] = rows
     return result
 
 
@@ -167,7 +167,7 @@ def reward_model_analysis(ctx: Context, records: list[Record], all_preds: dict[s
     rm_dir = ctx.stage_dir("reward") / "rm"
     if not rm_dir.exists():
         return None
-    scorer = RewardScorer.load(rm_dir, cache_dir=cache_dir(ctx.cfg))
+    scorer = RewardScorer.load(rm_dir, cache_dir=cache_dir(ctx.cfg), device=device_of(ctx.cfg))
     by_id = {r.id: r for r in records}
     cands: dict[str, list[str]] = defaultdict(list)
     for rows in all_preds.values():
@@ -217,7 +217,9 @@ def edit_analysis(records: list[Record], all_preds: dict[str, dict]) -> dict:
 
 @register_stage(
     "evaluate",
-    config_keys=("model", "task", "data", "prompts", "sft", "evaluate", "engine.name", "seed", "rationale.position"),
+    # Not engine.name: greedy decoding of the same prompt ids is meant to give the same text on hf and
+    # vllm, so switching engine reuses finished predictions (engines/__init__.py).
+    config_keys=("model", "task", "data", "prompts", "sft", "evaluate", "seed", "rationale.position"),
     upstream=evaluate_upstream,
     input_files=split_files,
 )

@@ -32,7 +32,7 @@ def assign_folds(records: list[Record], k: int, seed: int) -> list[int]:
 
 
 def _train_and_sample(ctx: Context, fold_dir: Path, train: list[Record], held: list[Record]) -> list[dict]:
-    from rationalign.engines.hf import HFEngine
+    from rationalign.engines import build_engine
     from rationalign.models import load_for_training
     from rationalign.training.sft import SFTExample, train_sft
 
@@ -42,11 +42,11 @@ def _train_and_sample(ctx: Context, fold_dir: Path, train: list[Record], held: l
     stats = train_sft(model, tok, examples, cfg.kfold.train, fold_dir, max_length=int(cfg.model.max_length),
                       seed=int(cfg.seed), tracking=None, device=cfg.device)
     s = cfg.engine.sampling
-    engine = HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed))
-    outs = engine.sample([user_message(cfg, r, rationale=False) for r in held], n=int(cfg.kfold.n_samples),
-                         temperature=float(s.temperature), top_p=float(s.top_p), top_k=int(s.top_k),
-                         presence_penalty=float(s.presence_penalty),
-                         max_new_tokens=min(int(s.max_new_tokens), int(cfg.sample.max_new_tokens)))
+    with build_engine(cfg, model, tok) as engine:  # one generate call for the whole held-out fold
+        outs = engine.sample([user_message(cfg, r, rationale=False) for r in held], n=int(cfg.kfold.n_samples),
+                             temperature=float(s.temperature), top_p=float(s.top_p), top_k=int(s.top_k),
+                             presence_penalty=float(s.presence_penalty),
+                             max_new_tokens=min(int(s.max_new_tokens), int(cfg.sample.max_new_tokens)))
     rows = [{"id": r.id, "samples": o} for r, o in zip(held, outs)]
     atomic_write_json(fold_dir / "train_stats.json", {k: v for k, v in stats.items() if k != "log_history"})
     return rows
@@ -77,7 +77,9 @@ def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: 
 
 @register_stage(
     "kfold",
-    config_keys=("model", "task", "data", "prompts", "kfold", "engine.sampling", "sample.max_new_tokens", "seed"),
+    # engine.name/batch_size: the engines draw different random samples (engines/__init__.py).
+    config_keys=("model", "task", "data", "prompts", "kfold", "engine.name", "engine.batch_size", "engine.sampling",
+                 "sample.max_new_tokens", "seed"),
     input_files=split_files,
 )
 def run_kfold(ctx: Context, out: Path) -> dict:

@@ -83,7 +83,11 @@ def run_pair_rationales(ctx: Context, out: Path) -> dict:
         from rationalign.stages.rationalize import _local_generator
 
         runtime["generator"] = _local_generator(cfg, {"model": pc.model})
-    rationales, failed, audit = generate(pc, views, **runtime)
+    try:
+        rationales, failed, audit = generate(pc, views, **runtime)
+    finally:
+        if "generator" in runtime:
+            runtime["generator"].close()
     if audit:
         atomic_write_jsonl(out / "requests.jsonl", audit)
     failures = [{"id": views[i].id, "error": e} for i, e in sorted(failed.items())]

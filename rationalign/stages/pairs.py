@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir
+from rationalign.stages.common import cache_dir, device_of
 
 log = logging.getLogger("rationalign")
 
@@ -60,7 +60,8 @@ def run_pairs(ctx: Context, out: Path) -> dict:
 
     cfg = ctx.cfg
     rows = [json.loads(line) for line in (ctx.require("sample") / "candidates.jsonl").read_text().splitlines()]
-    scorer = RewardScorer.load(ctx.require("reward") / "rm", cache_dir=cache_dir(cfg), batch_size=int(cfg.engine.batch_size))
+    scorer = RewardScorer.load(ctx.require("reward") / "rm", cache_dir=cache_dir(cfg), device=device_of(cfg),
+                               batch_size=int(cfg.engine.batch_size))
     items, where = [], []
     for i, row in enumerate(rows):
         for j, c in enumerate(row["candidates"]):

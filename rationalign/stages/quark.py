@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from rationalign.data.records import Record, load_records
@@ -130,14 +131,23 @@ def save_policy(model, tok, adapter_dir: Path, meta: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------- rounds
+@contextmanager
+def policy_engine(cfg, model, tok):
+    """An engine over the policy as it is now. hf generates with the adapters merged in place (about
+    twice as fast); vllm gets a merged copy of the policy (engines.factory)."""
+    from rationalign.engines import build_engine
+
+    with merged(model) if cfg.engine.name == "hf" else nullcontext(), \
+            build_engine(cfg, model, tok, progress=False) as engine:
+        yield engine
+
+
 def sample_round(cfg, model, tok, records: list[Record], prefix: str, round_idx: int) -> list[dict]:
-    from rationalign.engines.hf import HFEngine
     from rationalign.stages.sample import parse_candidates
 
     q = cfg.quark
-    engine = HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=False)
     msgs = [user_message(cfg, r) for r in records]
-    with merged(model):
+    with policy_engine(cfg, model, tok) as engine:
         texts = engine.sample([prefix + m for m in msgs], n=int(q.samples_per_input),
                               temperature=float(q.temperature), top_p=float(q.top_p), top_k=int(q.top_k),
                               max_new_tokens=int(q.max_new_tokens), seed=int(cfg.seed) + round_idx)
@@ -170,16 +180,14 @@ def evaluate_round(cfg, model, tok, records: list[Record], prefix: str) -> dict:
     """Greedy outputs on the eval split with the best-bin prefix; mean sentence-level task metric."""
     from omegaconf import OmegaConf
 
-    from rationalign.engines.hf import HFEngine
     from rationalign.prompts import parse_response
     from rationalign.scoring import sentence_score
 
     if not records:
         return {}
-    engine = HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=False)
     pos = position(cfg) if with_rationale(cfg) else "none"
     marker = OmegaConf.select(cfg, "prompts.response.rationale_marker") or "Explanation:"
-    with merged(model):
+    with policy_engine(cfg, model, tok) as engine:
         outs = engine.generate([prefix + user_message(cfg, r) for r in records], temperature=0,
                                max_new_tokens=int(cfg.quark.eval_max_new_tokens),
                                stop=[marker] if pos == "after" else None)
@@ -225,7 +233,8 @@ def _train_prompt(x: dict, bins: dict, order: list[str]) -> str:
 
 @register_stage(
     "quark",
-    config_keys=("model", "task", "data", "prompts", "quark", "seed", "rationale.position", "rationale.name"),
+    config_keys=("model", "task", "data", "prompts", "quark", "engine.name", "engine.batch_size", "seed",
+                 "rationale.position", "rationale.name"),
     upstream=quark_upstream,
     input_files=split_files,
 )

@@ -16,13 +16,12 @@ log = logging.getLogger("rationalign")
 
 
 def _local_generator(cfg, rat: dict):
-    """rationale=local: a model (path/hub id, default: the configured base) through our engine."""
+    """rationale=local: a model (path/hub id, default: the configured base) through the engine factory
+    (engine=hf or vllm). The caller closes it."""
     from rationalign.engines import build_engine
-    from rationalign.models import load_base_model
 
-    model_cfg = {"source": "hf", "path": rat["model"]} if rat.get("model") else cfg.model
-    model, tok = load_base_model(model_cfg, cfg.paths.cache)
-    return build_engine(cfg, model, tok)
+    model_cfg = {"source": "hf", "path": rat["model"], "dtype": cfg.model.dtype} if rat.get("model") else cfg.model
+    return build_engine(cfg, model_cfg=model_cfg)
 
 
 @register_stage(
@@ -40,9 +39,13 @@ def run_rationalize(ctx: Context, out: Path) -> dict:
     rat = OmegaConf.to_container(cfg.rationale, resolve=True)
     records = [r for r in load_split(cfg, "labeled") if r.target is not None]
     runtime = {"generator": _local_generator(cfg, rat)} if rat["name"] == "local" else {}
-    source = build_source(source_options(rat), **runtime)
-    edits = edits_for_records(records)
-    result = source.explain_report(records, edits)
+    try:
+        source = build_source(source_options(rat), **runtime)
+        edits = edits_for_records(records)
+        result = source.explain_report(records, edits)
+    finally:
+        if "generator" in runtime:
+            runtime["generator"].close()
     summary = result.summary()
     failed = {f.id for f in result.failures}
     if failed and rat.get("on_error", "fail") == "fail":

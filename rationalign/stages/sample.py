@@ -15,7 +15,7 @@ from rationalign.data.records import Record
 from rationalign.data.splits import load_split, split_files
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, position, user_message, with_rationale
+from rationalign.stages.common import position, user_message, with_rationale
 
 log = logging.getLogger("rationalign")
 
@@ -39,32 +39,35 @@ def sample_records(ctx: Context, out: Path, records: list[Record], adapter_dir: 
     shard_dir = out / "shards"
     engine = None
     rows: list[dict] = []
-    for s_idx, shard in enumerate(shards):
-        path = shard_dir / f"{s_idx:05d}.jsonl"
-        if not path.exists():
-            if engine is None:
-                from rationalign.engines.hf import HFEngine
-                from rationalign.models import load_trained
+    try:
+        for s_idx, shard in enumerate(shards):
+            path = shard_dir / f"{s_idx:05d}.jsonl"
+            if not path.exists():
+                if engine is None:
+                    from rationalign.engines import build_engine
 
-                model, tok = load_trained(cfg.model, adapter_dir, cache_dir(cfg))
-                engine = HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed))
-            s = cfg.engine.sampling
-            texts = engine.sample([user_message(cfg, r) for r in shard], n=m, temperature=float(s.temperature),
-                                  top_p=float(s.top_p), top_k=int(s.top_k),
-                                  presence_penalty=float(s.presence_penalty),
-                                  max_new_tokens=min(int(s.max_new_tokens), int(cfg.sample.max_new_tokens)),
-                                  seed=int(cfg.seed) + s_idx)
-            shard_rows = [{"id": r.id, "task": r.task, "instruction": r.instruction, "source": r.source,
-                           "candidates": parse_candidates(cfg, t)} for r, t in zip(shard, texts)]
-            atomic_write_jsonl(path, shard_rows)
-            log.info("sample: shard %d/%d written", s_idx + 1, len(shards))
-        rows.extend(json.loads(line) for line in path.read_text().splitlines())
+                    engine = build_engine(cfg, adapter=adapter_dir)
+                s = cfg.engine.sampling
+                texts = engine.sample([user_message(cfg, r) for r in shard], n=m, temperature=float(s.temperature),
+                                      top_p=float(s.top_p), top_k=int(s.top_k),
+                                      presence_penalty=float(s.presence_penalty),
+                                      max_new_tokens=min(int(s.max_new_tokens), int(cfg.sample.max_new_tokens)),
+                                      seed=int(cfg.seed) + s_idx)
+                shard_rows = [{"id": r.id, "task": r.task, "instruction": r.instruction, "source": r.source,
+                               "candidates": parse_candidates(cfg, t)} for r, t in zip(shard, texts)]
+                atomic_write_jsonl(path, shard_rows)
+                log.info("sample: shard %d/%d written", s_idx + 1, len(shards))
+            rows.extend(json.loads(line) for line in path.read_text().splitlines())
+    finally:
+        if engine is not None:
+            engine.close()
     return rows
 
 
 @register_stage(
     "sample",
-    config_keys=("task.names", "data", "prompts", "sample", "engine.sampling", "seed", "rationale.position"),
+    config_keys=("task.names", "data", "prompts", "sample", "engine.name", "engine.batch_size", "engine.sampling",
+                 "seed", "rationale.position"),
     upstream=("sft",),
     input_files=split_files,
 )

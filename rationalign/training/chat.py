@@ -21,6 +21,15 @@ def prompt_text(tokenizer, user_message: str, *, seq2seq: bool = False) -> str:
     return f"{user_message}\n\n### Response:\n"
 
 
+def prompt_ids(tokenizer, user_message: str, *, seq2seq: bool = False) -> list[int]:
+    """The token ids a model reads before its answer: what training puts before the completion, what
+    every generation engine (hf, vllm) is given as-is, so no engine renders or tokenises on its own
+    (no second BOS, no other template). seq2seq: the encoder input, ending in one </s>."""
+    if seq2seq:
+        return encoder_ids(tokenizer, prompt_text(tokenizer, user_message, seq2seq=True), 1 << 30)
+    return tokenizer(prompt_text(tokenizer, user_message), add_special_tokens=False)["input_ids"]
+
+
 def encoder_ids(tokenizer, text: str, max_length: int) -> list[int]:
     """Seq2seq encoder input: the text's ids ending in exactly one eos (T5 saw </s> at the end of every
     input in pre-training, and T5ForSequenceClassification pools the decoder state at that </s>).
@@ -43,7 +52,7 @@ def encode_pair(tokenizer, user_message: str, completion: str, max_length: int, 
         c = c[: max_length - 1]
     if seq2seq:
         return encoder_ids(tokenizer, prompt_text(tokenizer, user_message, seq2seq=True), max_length), c
-    p = tokenizer(prompt_text(tokenizer, user_message), add_special_tokens=False)["input_ids"]
+    p = prompt_ids(tokenizer, user_message)
     room = max_length - len(c)
     if len(p) > room:
         p = p[len(p) - room:]

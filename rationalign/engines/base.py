@@ -1,0 +1,50 @@
+"""What every generation engine shares: user messages become token ids in exactly one place
+(`training.chat.prompt_ids`, the same call training uses), then the engine generates from ids.
+
+An engine subclass implements `sample_ids(prompt_ids, n, **sampling) -> list[list[str]]`; this base
+gives `sample` / `generate` over user messages, `close()` and the context-manager protocol.
+Sampling keys (paper App. B.4 names): temperature (0 = greedy), top_p, top_k (0 = off),
+presence_penalty, max_new_tokens, seed, stop (strings that end a completion, kept in the text).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Engine:
+    name = "base"
+
+    def __init__(self, tokenizer, *, seq2seq: bool = False):
+        self.tok = tokenizer
+        self.seq2seq = seq2seq
+
+    def encode(self, prompts: list[str]) -> list[list[int]]:
+        from rationalign.training.chat import prompt_ids
+
+        return [prompt_ids(self.tok, p, seq2seq=self.seq2seq) for p in prompts]
+
+    def sample_ids(self, prompt_ids: list[list[int]], n: int = 1, **sampling: Any) -> list[list[str]]:
+        raise NotImplementedError
+
+    def sample(self, prompts: list[str], n: int = 1, **sampling: Any) -> list[list[str]]:
+        """n completions per user message, in input order. temperature 0 means greedy (then n must be 1)."""
+        if not prompts:
+            return []
+        if float(sampling.get("temperature", 0.0)) <= 0 and n != 1:
+            raise ValueError("greedy decoding gives one output per prompt; use temperature > 0 for n > 1")
+        return self.sample_ids(self.encode(prompts), n, **sampling)
+
+    def generate(self, prompts: list[str], **sampling: Any) -> list[str]:
+        sampling.pop("n", None)
+        return [o[0] for o in self.sample(prompts, n=1, **sampling)]
+
+    def close(self) -> None:
+        """Release what the engine holds (GPU memory, temporary model copies)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
