@@ -324,6 +324,14 @@ def load_trained(model_cfg: Any, adapter_dir: str | Path | None, cache_dir=None,
     return model, tok
 
 
+def move_to(model, device) -> Any:
+    """model.to(device), except for bitsandbytes-quantized weights, which stay where they were loaded."""
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False) \
+            or getattr(model, "hf_quantizer", None) is not None:
+        return model
+    return model.to(device)
+
+
 def save_model(model, tokenizer, out_dir: str | Path, *, merge: bool = False) -> Path:
     """save_pretrained: the adapter only (LoRA), or the merged full model when merge=True."""
     out_dir = Path(out_dir)

@@ -33,7 +33,9 @@ def tags_for(cfg: DictConfig) -> list[str]:
 
 @contextlib.contextmanager
 def start_tracking(cfg: DictConfig) -> Iterator[Any]:
-    if cfg.tracking.backend != "wandb":
+    from rationalign.distributed import is_main
+
+    if cfg.tracking.backend != "wandb" or not is_main():  # one run per job, from rank 0
         yield None
         return
     import wandb

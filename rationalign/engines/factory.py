@@ -63,11 +63,12 @@ def _hf_engine(cfg, model, tok, adapter, model_cfg, progress):
     from rationalign.engines.hf import HFEngine
 
     if model is None:
+        from rationalign.models import move_to
         from rationalign.quark.control import load_for_inference
         from rationalign.stages.common import cache_dir, device_of
 
         model, tok, _prefix = load_for_inference(model_cfg, adapter, cache_dir(cfg))
-        model.to(device_of(cfg))
+        move_to(model, device_of(cfg))
     return HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=progress)
 
 

@@ -21,7 +21,13 @@ from typing import Any
 import torch
 
 from rationalign.training.chat import encode_pair
-from rationalign.training.logps import _backbone_and_head, collate_completion, is_seq2seq, seq2seq_completion_logits
+from rationalign.training.logps import (
+    causal_completion_logits,
+    collate_completion,
+    is_seq2seq,
+    seq2seq_completion_logits,
+    unwrap_parallel,
+)
 from rationalign.training.sft import EncodedDataset
 from rationalign.training.trainer import LossTrainer, fit, training_arguments
 
@@ -59,22 +65,25 @@ def completion_logits(model, input_ids, attention_mask, labels) -> tuple[torch.T
     if is_seq2seq(model):
         logits, targets, _ = seq2seq_completion_logits(model, input_ids, attention_mask, labels)
         return logits, targets
-    backbone, head = _backbone_and_head(model)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     targets = labels[:, 1:]
     mask = targets != -100
-    return head(hidden[:, :-1][mask]).float(), targets[mask]
+    return causal_completion_logits(model, input_ids, attention_mask, mask), targets[mask]
 
 
-def quark_terms(logits: torch.Tensor, targets: torch.Tensor, ref_logits: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-token means of CE, KL(policy || reference) and the policy's entropy."""
+def quark_token_terms(logits: torch.Tensor, targets: torch.Tensor, ref_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-token CE, KL(policy || reference) and the policy's entropy, each [N]."""
     logp = torch.log_softmax(logits, -1)
     ref_logp = torch.log_softmax(ref_logits, -1)
     p = logp.exp()
     ce = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     kl = (p * (logp - ref_logp)).sum(-1)
     ent = -(p * logp).sum(-1)
-    return {"ce": ce.mean(), "kl": kl.mean(), "entropy": ent.mean()}
+    return {"ce": ce, "kl": kl, "entropy": ent}
+
+
+def quark_terms(logits: torch.Tensor, targets: torch.Tensor, ref_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-token means of CE, KL(policy || reference) and the policy's entropy."""
+    return {k: v.mean() for k, v in quark_token_terms(logits, targets, ref_logits).items()}
 
 
 def quark_loss(terms: dict[str, torch.Tensor], kl_coef: float, entropy_coef: float) -> torch.Tensor:
@@ -82,18 +91,27 @@ def quark_loss(terms: dict[str, torch.Tensor], kl_coef: float, entropy_coef: flo
 
 
 def make_loss_fn(kl_coef: float, entropy_coef: float, reference=None):
+    """Per-token loss summed and divided by the completion tokens of the whole optimizer step
+    (`num_items_in_batch`, LossTrainer scaled_for_ga=True), or of this batch when not given."""
+
     def loss_fn(model, inputs, num_items_in_batch=None):
         logits, targets = completion_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
         with torch.no_grad():
-            ref_model = reference if reference is not None else model
-            ctx = model.disable_adapter() if reference is None else nullcontext()
+            # No gradient here, so the reference may bypass a DDP wrapper (which has no disable_adapter).
+            inner = unwrap_parallel(model)
+            ref_model = reference if reference is not None else inner
+            ctx = inner.disable_adapter() if reference is None else nullcontext()
             with ctx:
                 ref_logits, ref_targets = completion_logits(ref_model, inputs["ref_input_ids"],
                                                             inputs["ref_attention_mask"], inputs["ref_labels"])
         if not torch.equal(ref_targets, targets):
             raise RuntimeError("quark: reference and policy completion tokens are misaligned")
-        terms = quark_terms(logits, targets, ref_logits)
-        return quark_loss(terms, kl_coef, entropy_coef), {k: v.detach() for k, v in terms.items()}
+        tok = quark_token_terms(logits, targets, ref_logits)
+        per_token = tok["ce"] + kl_coef * tok["kl"] - entropy_coef * tok["entropy"]
+        denom = num_items_in_batch if num_items_in_batch is not None else max(per_token.numel(), 1)
+        if isinstance(denom, torch.Tensor):
+            denom = denom.to(per_token.device)
+        return per_token.sum() / denom, {k: v.detach().mean() for k, v in tok.items()}
 
     return loss_fn
 
@@ -135,7 +153,7 @@ def train_quark(model, tokenizer, examples: list[QuarkExample], train_cfg: Any, 
         model=model, args=args, train_dataset=ds, processing_class=tokenizer,
         data_collator=lambda feats: collate_quark(feats, tokenizer.pad_token_id, seq2seq=s2s),
         loss_fn=make_loss_fn(kl_coef, entropy_coef, reference),
-        scaled_for_ga=False,  # the loss is a batch mean: the Trainer divides by grad_accum
+        scaled_for_ga=True,  # token-level: divided by the completion tokens of the whole step
         optimizers=(token_row_optimizer(model, float(train_cfg.lr), float(token_lr), float(train_cfg.weight_decay))
                     if token_lr is not None else None, None),
     )

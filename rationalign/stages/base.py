@@ -42,6 +42,9 @@ class Stage:
     # Input files named by config (data files) whose content is hashed into the key.
     input_files: Callable[[DictConfig], list[str]] | None = None
     description: str = ""
+    # Trains (the Trainer's all-reduce needs every rank under accelerate launch); other stages run on
+    # rank 0 alone there (rationalign.distributed).
+    collective: bool = False
 
     def upstream_of(self, cfg: DictConfig) -> tuple[str, ...]:
         return self.upstream(cfg) if callable(self.upstream) else tuple(self.upstream)
@@ -137,16 +140,42 @@ def seed_everything(seed: int) -> None:
 
 
 def run_stage(ctx: Context, name: str) -> dict:
-    """Run one stage unless its manifest already matches; returns the manifest."""
+    """Run one stage unless its manifest already matches; returns the manifest.
+
+    Under accelerate launch every rank calls this with the same config; see rationalign.distributed
+    for which ranks run the stage and which one writes."""
     import json
+
+    from rationalign import distributed as dist
 
     stage = STAGES.get(name)
     out = ctx.stage_dir(name)
+    dist.barrier()  # every rank looks at the same manifests
     if ctx.is_done(name):
         log.info("stage %s: up to date (%s), skipped", name, out)
         return json.loads((out / MANIFEST).read_text())
     for up in stage.upstream_of(ctx.cfg):
         run_stage(ctx, up)
+    if dist.world_size() > 1 and not stage.collective:
+        if dist.is_main():
+            _execute(ctx, stage, out, world_size=dist.world_size())
+        dist.barrier()
+        return json.loads((out / MANIFEST).read_text())
+    work = out
+    if not dist.is_main():
+        work = dist.scratch_copy(out)
+    dist.barrier()  # the copies are taken before rank 0 writes on
+    try:
+        manifest = _execute(ctx, stage, work, world_size=dist.world_size(), write=dist.is_main())
+    finally:
+        if work is not out:
+            dist.drop_scratch(work)
+    dist.barrier()
+    return manifest
+
+
+def _execute(ctx: Context, stage: Stage, out: Path, *, world_size: int = 1, write: bool = True) -> dict:
+    name = stage.name
     out.mkdir(parents=True, exist_ok=True)
     log.info("stage %s: running -> %s", name, out)
     t0 = time.time()
@@ -158,6 +187,7 @@ def run_stage(ctx: Context, name: str) -> dict:
         "config": {k: _select(ctx.cfg, k) for k in stage.config_keys},
         "upstream": {u: ctx.key(u) for u in stage.upstream_of(ctx.cfg)},
         "seed": ctx.cfg.seed,
+        "world_size": world_size,  # processes that ran it (accelerate launch); only rank 0 writes
         "versions": _versions(),
         "seconds": round(time.time() - t0, 2),
         "outputs": {
@@ -168,6 +198,7 @@ def run_stage(ctx: Context, name: str) -> dict:
         },
         **payload,
     }
-    atomic_write_json(out / MANIFEST, manifest)
+    if write:
+        atomic_write_json(out / MANIFEST, manifest)
     log.info("stage %s: done in %.1fs", name, manifest["seconds"])
     return manifest

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rationalign.data.records import Record
 from rationalign.data.splits import load_split, split_files
+from rationalign.distributed import main_then_broadcast
 from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage, seed_everything
 from rationalign.stages.common import cache_dir, user_message
@@ -42,11 +43,15 @@ def _train_and_sample(ctx: Context, fold_dir: Path, train: list[Record], held: l
     stats = train_sft(model, tok, examples, cfg.kfold.train, fold_dir, max_length=int(cfg.model.max_length),
                       seed=int(cfg.seed), tracking=None, device=cfg.device)
     s = cfg.engine.sampling
-    with build_engine(cfg, model, tok) as engine:  # one generate call for the whole held-out fold
-        outs = engine.sample([user_message(cfg, r, rationale=False) for r in held], n=int(cfg.kfold.n_samples),
-                             temperature=float(s.temperature), top_p=float(s.top_p), top_k=int(s.top_k),
-                             presence_penalty=float(s.presence_penalty),
-                             max_new_tokens=min(int(s.max_new_tokens), int(cfg.sample.max_new_tokens)))
+
+    def sample():
+        with build_engine(cfg, model, tok) as engine:  # one generate call for the whole held-out fold
+            return engine.sample([user_message(cfg, r, rationale=False) for r in held], n=int(cfg.kfold.n_samples),
+                                 temperature=float(s.temperature), top_p=float(s.top_p), top_k=int(s.top_k),
+                                 presence_penalty=float(s.presence_penalty),
+                                 max_new_tokens=min(int(s.max_new_tokens), int(cfg.sample.max_new_tokens)))
+
+    outs = main_then_broadcast(sample)  # under accelerate launch rank 0 samples for every rank
     rows = [{"id": r.id, "samples": o} for r, o in zip(held, outs)]
     atomic_write_json(fold_dir / "train_stats.json", {k: v for k, v in stats.items() if k != "log_history"})
     return rows
@@ -77,6 +82,7 @@ def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: 
 
 @register_stage(
     "kfold",
+    collective=True,  # trains: every rank of accelerate launch takes part
     # engine.name/batch_size: the engines draw different random samples (engines/__init__.py).
     config_keys=("model", "task", "data", "prompts", "kfold", "engine.name", "engine.batch_size", "engine.sampling",
                  "sample.max_new_tokens", "seed"),

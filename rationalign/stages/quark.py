@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rationalign.data.records import Record, load_records
 from rationalign.data.splits import load_split, split_files
+from rationalign.distributed import main_then_broadcast
 from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.quark.control import merged
 from rationalign.stages.base import Context, register_stage, seed_everything
@@ -233,6 +234,7 @@ def _train_prompt(x: dict, bins: dict, order: list[str]) -> str:
 
 @register_stage(
     "quark",
+    collective=True,  # trains: every rank of accelerate launch takes part
     config_keys=("model", "task", "data", "prompts", "quark", "engine.name", "engine.batch_size", "seed",
                  "rationale.position", "rationale.name"),
     upstream=quark_upstream,
@@ -293,13 +295,18 @@ def run_quark(ctx: Context, out: Path) -> dict:
         # Round 1 samples the start policy unconditioned (it has never seen the tokens); later rounds
         # condition on the best bins of what the policy was trained with last round.
         prefix = "" if r == 1 else best_prefix(active_rewards(q.variant, rewards_list, r - 1), order, n_bins)
-        new = sample_round(cfg, model, tok, records, prefix, r)
-        n_raw = len(new)
-        new = [x for x in new if x["completion"].strip()]
         seeded = gold_rows(cfg, load_records(ctx.require("rationalize") / "d_e.jsonl")) \
             if r == 1 and _seeds_gold(cfg) else []
         seeded = [x for x in seeded if x["id"] in by_id]
-        score_rows(rewards, new + seeded, by_id)
+
+        def sample_and_score(prefix=prefix, r=r, seeded=seeded):
+            new = sample_round(cfg, model, tok, records, prefix, r)
+            kept = [x for x in new if x["completion"].strip()]
+            score_rows(rewards, kept + seeded, by_id)
+            return kept, seeded, len(new)
+
+        # Under accelerate launch rank 0 samples and scores; every rank trains on the same pool.
+        new, seeded, n_raw = main_then_broadcast(sample_and_score)
         pool.add(seeded + new)
         atomic_write_jsonl(rdir / "pool_added.jsonl", seeded + new)
 
@@ -315,8 +322,9 @@ def run_quark(ctx: Context, out: Path) -> dict:
                 "variant": str(q.variant), "round": r, "init_adapter": init_adapter, "tokens": tokens}
         save_policy(model, tok, rdir / "adapter", meta)
         eval_prefix = best_prefix(active, order, n_bins)
-        ev = evaluate_round(cfg, model, tok, eval_records, eval_prefix)
-        contrast = contrast_check(cfg, model, tok, rewards, records, active, order, n_bins, r) \
+        ev = main_then_broadcast(lambda p=eval_prefix: evaluate_round(cfg, model, tok, eval_records, p))
+        contrast = main_then_broadcast(
+            lambda a=active, r=r: contrast_check(cfg, model, tok, rewards, records, a, order, n_bins, r)) \
             if int(q.contrast_inputs) > 0 else None
         k = int(q.log_samples)
         summary = {

@@ -30,6 +30,7 @@ def _pairs_path(ctx: Context) -> Path:
 
 @register_stage(
     "reward",
+    collective=True,  # trains: every rank of accelerate launch takes part
     config_keys=("model", "task", "prompts", "reward", "seed"),
     upstream=reward_upstream,
     input_files=reward_inputs,

@@ -35,6 +35,7 @@ def sft_examples(cfg, records):
 
 @register_stage(
     "sft",
+    collective=True,  # trains: every rank of accelerate launch takes part
     config_keys=("model", "task", "data", "prompts", "sft", "seed", "rationale.position"),
     upstream=sft_upstream,
     input_files=split_files,

@@ -16,13 +16,58 @@ import torch
 import torch.nn.functional as F
 
 
-def _backbone_and_head(model):
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return inner.get_decoder(), inner.get_output_embeddings()
+def unwrap_parallel(model):
+    """The module inside a DDP / DeepSpeed / FSDP(1) / torch.compile wrapper (the model itself if none)."""
+    from accelerate.utils import extract_model_from_parallel
+
+    return extract_model_from_parallel(model)
 
 
 def _unwrap(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+    """The transformers model under any parallel wrapper and the PEFT wrapper."""
+    inner = unwrap_parallel(model)
+    return inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+
+
+def _backbone_and_head(model):
+    inner = _unwrap(model)
+    return inner.get_decoder(), inner.get_output_embeddings()
+
+
+def is_sharded(model) -> bool:
+    """Parameters sharded across ranks (FSDP, DeepSpeed): the LM head can only run inside the model's
+    own forward there, so log-probs take the full-logits path."""
+    if type(model).__name__ in ("FullyShardedDataParallel", "DeepSpeedEngine"):
+        return True
+    first = next(unwrap_parallel(model).parameters(), None)
+    try:
+        from torch.distributed.tensor import DTensor  # FSDP2 (fully_shard) keeps the module, shards params
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(first, DTensor)
+
+
+def final_hidden_states(model, input_ids, attention_mask):
+    """The decoder's last hidden states [B, T, H], computed by calling the *top-level* model (so a DDP
+    wrapper prepares its gradient all-reduce), with the LM head run on one position only; the
+    states are caught by a forward hook on the decoder."""
+    import inspect
+
+    inner = _unwrap(model)
+    caught: dict = {}
+
+    def hook(_module, _args, out):
+        caught["h"] = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+    kw = {"use_cache": False}
+    if "logits_to_keep" in inspect.signature(inner.forward).parameters:
+        kw["logits_to_keep"] = 1
+    handle = inner.get_decoder().register_forward_hook(hook)
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, **kw)
+    finally:
+        handle.remove()
+    return caught["h"]
 
 
 def is_seq2seq(model) -> bool:
@@ -42,7 +87,9 @@ def seq2seq_completion_logits(model, input_ids, attention_mask, labels):
     decoder_input_ids = inner.prepare_decoder_input_ids_from_labels(labels)  # shift right, -100 -> pad
     mask = labels != -100
     rows = torch.arange(labels.size(0), device=labels.device).unsqueeze(1).expand_as(labels)[mask]
-    if getattr(inner.config, "model_type", None) == "t5" and hasattr(inner.config, "scale_decoder_outputs"):
+    wrapped = unwrap_parallel(model) is not model or is_sharded(model)
+    if (not wrapped and getattr(inner.config, "model_type", None) == "t5"
+            and hasattr(inner.config, "scale_decoder_outputs")):
         enc = inner.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         hidden = inner.get_decoder()(input_ids=decoder_input_ids, encoder_hidden_states=enc,
                                      encoder_attention_mask=attention_mask, use_cache=False).last_hidden_state
@@ -50,8 +97,8 @@ def seq2seq_completion_logits(model, input_ids, attention_mask, labels):
         if inner.config.scale_decoder_outputs:
             h = h * (inner.config.d_model ** -0.5)
         logits = inner.get_output_embeddings()(h).float()
-    else:
-        logits = inner(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+    else:  # through the (possibly wrapped) model's own forward
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
                        use_cache=False).logits[mask].float()
     return logits, labels[mask], rows
 
@@ -69,17 +116,24 @@ def completion_token_logps(model, input_ids: torch.Tensor, attention_mask: torch
     """
     if is_seq2seq(model):
         return _seq2seq_token_logps(model, input_ids, attention_mask, labels)
-    backbone, head = _backbone_and_head(model)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     # position t predicts token t+1
     targets = labels[:, 1:]
     mask = targets != -100
     rows = torch.arange(labels.size(0), device=labels.device).unsqueeze(1).expand_as(targets)[mask]
-    h = hidden[:, :-1][mask]
-    logits = head(h).float()
+    logits = causal_completion_logits(model, input_ids, attention_mask, mask)
     # Fused log-softmax + gather: no second [N, vocab] tensor kept for backward.
     logp = -F.cross_entropy(logits, targets[mask], reduction="none")
     return logp, rows
+
+
+def causal_completion_logits(model, input_ids, attention_mask, mask) -> torch.Tensor:
+    """[N, V] float logits at the positions `mask` [B, T-1] selects (those predicting completion tokens).
+    Unsharded models (plain or DDP): the LM head on those rows only. FSDP / DeepSpeed: full logits
+    from the model's own forward, then selected."""
+    if is_sharded(model):
+        return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1][mask].float()
+    hidden = final_hidden_states(model, input_ids, attention_mask)
+    return _unwrap(model).get_output_embeddings()(hidden[:, :-1][mask]).float()
 
 
 def sequence_logps(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:

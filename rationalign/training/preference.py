@@ -262,9 +262,16 @@ def train_preference(model, tokenizer, pairs: Sequence[PrefPair], user_messages:
                            with_rewards=setup.with_rewards, rationale_template=rationale_template,
                            seq2seq=is_seq2seq(model))
     if setup.needs_reference:
-        ref = reference_logps(model, ds, tokenizer.pad_token_id, cache_dir=reference_cache,
-                              model_identity=model_identity, max_length=max_length,
-                              batch_size=2 * int(train_cfg.batch_size), mode=reference_mode)
+        from rationalign.distributed import main_then_broadcast
+        from rationalign.models import move_to
+
+        # On the device training uses (the Trainer would move it there next anyway).
+        move_to(model, training_arguments(train_cfg, out_dir, seed=seed, device=device).device)
+        # Computed once, by rank 0 under accelerate launch, for the whole pair file; every rank attaches
+        # the same [N, 2] rows to the same pairs, and the Trainer's sampler then shards the pairs.
+        ref = main_then_broadcast(lambda: reference_logps(
+            model, ds, tokenizer.pad_token_id, cache_dir=reference_cache, model_identity=model_identity,
+            max_length=max_length, batch_size=2 * int(train_cfg.batch_size), mode=reference_mode))
         attach_reference(ds, ref)
     trainer = build_preference_trainer(model, tokenizer, ds, setup, train_cfg, out_dir, seed=seed,
                                        tracking=tracking, device=device)

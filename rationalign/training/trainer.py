@@ -23,9 +23,21 @@ LossFn = Callable[[Any, dict, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
 class LossTrainer(Trainer):
+    """`scaled_for_ga=True`: the loss is token-level and divides by `num_items_in_batch`, the number of
+    completion tokens of the whole optimizer step (every accumulated micro-batch, every rank: the
+    Trainer counts and all-gathers it), so k micro-batches give exactly the gradient of one batch k
+    times larger (the loss-scaling bug fixed in huggingface/trl#2615). Under DDP each rank's loss is
+    multiplied by the number of processes, because DDP averages gradients over ranks.
+    `scaled_for_ga=False`: a batch mean (preference, Bradley-Terry); the Trainer divides it by the
+    accumulation steps and DDP's average over ranks gives the mean over the global batch."""
+
     def __init__(self, *args, loss_fn: LossFn, scaled_for_ga: bool, **kw):
         super().__init__(*args, **kw)
         self._loss_fn = loss_fn
+        self._token_level = scaled_for_ga
+        # The Trainer counts num_items_in_batch only for models that "accept loss kwargs"; ours never
+        # receive them (the loss is computed here), so this flag only switches the count on or off.
+        self.model_accepts_loss_kwargs = scaled_for_ga
         self.loss_is_scaled_for_ga = scaled_for_ga
         self._metric_sums: dict[str, float] = defaultdict(float)
         self._metric_n = 0
@@ -35,6 +47,12 @@ class LossTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, metrics = self._loss_fn(model, inputs, num_items_in_batch)
+        if self._token_level:
+            # Without a step-wide count the loss fn divided by this micro-batch's tokens: the Trainer
+            # must then divide by the accumulation steps.
+            self.loss_is_scaled_for_ga = num_items_in_batch is not None
+            if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
         if model.training:
             for k, v in metrics.items():
                 self._metric_sums[k] += float(v.detach().float().mean()) if torch.is_tensor(v) else float(v)

@@ -1,0 +1,81 @@
+"""Running under `accelerate launch` (several processes, one per device): who writes, who waits.
+
+accelerate launch sets RANK / WORLD_SIZE for each process; the process group is accelerate's
+PartialState (gloo with --cpu, NCCL on GPUs), shared with the transformers Trainer. Rules:
+  * stages that train (Stage.collective) run on every rank, because the Trainer's all-reduce needs
+    every rank; rank 0 writes into the stage dir, the other ranks write into a private scratch copy
+    of it (a copy, so a resumed stage takes the same decisions on every rank) deleted afterwards;
+  * every other stage (no collective: errant, sampling, scoring, reports) runs on rank 0 alone
+    while the others wait at a barrier, then read its manifest;
+  * only rank 0 writes artifacts and manifests, and the manifest records world_size.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Rank 0 may run a whole non-training stage (sampling, say) while the others wait: a long timeout.
+BARRIER_TIMEOUT = timedelta(hours=12)
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def _state():
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    # The first PartialState() creates the process group; the Trainer's later ones share it. Without
+    # CUDA (or with ACCELERATE_USE_CPU) the ranks talk over gloo.
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    return PartialState(cpu=cpu, timeout=BARRIER_TIMEOUT)
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        _state().wait_for_everyone()
+
+
+def main_then_broadcast(fn: Callable[[], T]) -> T:
+    """fn() computed on rank 0 only; every rank gets its (picklable) result."""
+    if world_size() == 1:
+        return fn()
+    from accelerate.utils import broadcast_object_list
+
+    _state()
+    box: list[Any] = [fn() if is_main() else None]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def scratch_copy(stage_dir: Path) -> Path:
+    """A non-main rank's private work dir for a collective stage: a copy of what rank 0 has so far."""
+    root = Path(tempfile.mkdtemp(prefix=f"rationalign-rank{rank()}-"))
+    work = root / stage_dir.name
+    if stage_dir.exists():
+        shutil.copytree(stage_dir, work, symlinks=True)
+    else:
+        work.mkdir()
+    return work
+
+
+def drop_scratch(work: Path) -> None:
+    shutil.rmtree(work.parent, ignore_errors=True)

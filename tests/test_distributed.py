@@ -1,0 +1,111 @@
+"""Multi-process training through accelerate (2 CPU processes, gloo) and gradient accumulation.
+
+One 2-process launch of tests/dist_worker.py trains every trainer (sft, reward, the seven preference
+losses, quark) at per-rank batch 2; the same training in this process at batch 4 must give the same
+logged losses and final trainable weights. Gradient accumulation (2 x 2) must equal batch 4 too, with
+token-level losses normalised over all tokens of the step. CPU only: DDP over gloo; no GPU, NCCL,
+FSDP or DeepSpeed runs here (docs/distributed.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+ACCELERATE = Path(sys.executable).parent / "accelerate"
+CPU_CONFIG = REPO / "conf" / "accelerate" / "cpu.yaml"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dist_worker  # noqa: E402
+
+
+def _launch(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env.pop("WORLD_SIZE", None)
+    proc = subprocess.run([str(ACCELERATE), "launch", "--config_file", str(CPU_CONFIG), "--main_process_port", "0",
+                           *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return proc
+
+
+def _assert_same(got: dict, want: dict, what: str) -> None:
+    """Same logged losses and final trainable weights. Weights get 2e-5 absolute slack: Adam divides
+    by sqrt(v), so float noise of the gradient all-reduce on near-zero gradients shows up at ~1e-6;
+    one training step moves a weight by up to lr = 5e-3."""
+    assert got.keys() == want.keys()
+    for name in want:
+        g, w = got[name], want[name]
+        assert len(g["losses"]) == len(w["losses"]) > 0, (what, name)
+        assert g["losses"] == pytest.approx(w["losses"], rel=1e-4, abs=1e-5), (what, name)
+        assert g["weights"].keys() == w["weights"].keys(), (what, name)
+        for k in w["weights"]:
+            torch.testing.assert_close(g["weights"][k], w["weights"][k], rtol=1e-4, atol=2e-5,
+                                       msg=lambda m, name=name, k=k: f"{what}: {name} {k}: {m}")
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single")
+    return dist_worker.run(out, batch=4, grad_accum=1), out
+
+
+@pytest.fixture(scope="module")
+def one_process_batch_4(single_run):
+    return single_run[0]
+
+
+def test_training_moved_the_weights(one_process_batch_4, tmp_path):
+    """The comparisons below mean something only if training changed the weights."""
+    model, _ = dist_worker.fresh()
+    start = dist_worker._trainable(model)
+    moved = one_process_batch_4["sft"]["weights"]
+    assert max((moved[k] - start[k]).abs().max().item() for k in start) > 1e-3
+
+
+def test_grad_accumulation_equals_the_large_batch(one_process_batch_4, tmp_path):
+    accumulated = dist_worker.run(tmp_path, batch=2, grad_accum=2)
+    _assert_same(accumulated, one_process_batch_4, "2 micro-batches x 2 vs batch 4")
+
+
+def test_two_processes_equal_one_process_at_twice_the_batch(single_run, tmp_path):
+    one_process_batch_4, single_dir = single_run
+    out, root = tmp_path / "run", tmp_path / "outputs"
+    _launch([str(REPO / "tests" / "dist_worker.py"), str(out), "2", "1", str(root)], cwd=tmp_path)
+    _assert_same(torch.load(out / "result.pt"), one_process_batch_4, "2 processes x batch 2 vs 1 x batch 4")
+
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # The loss saw the DDP wrapper (training/logps.py unwraps it and still calls through it).
+    assert all(r["model_types"] == ["DistributedDataParallel"] for r in ranks)
+    # Reference log-probs (dpo, rdpo): computed once, on rank 0, and the same rows on both ranks.
+    assert ranks[0]["reference_forwards"] > 0 and ranks[1]["reference_forwards"] == 0
+    assert ranks[0]["reference_rows"] == ranks[1]["reference_rows"]
+    single = json.loads((single_dir / "rank0.json").read_text())
+    for k, rows in single["reference_rows"].items():
+        torch.testing.assert_close(torch.tensor(ranks[1]["reference_rows"][k]), torch.tensor(rows), atol=1e-4, rtol=0)
+
+    # stage=sft through the CLI under 2 ranks: only rank 0 wrote into outputs/, manifest says 2.
+    writes = [json.loads((out / f"writes{r}.json").read_text()) for r in (0, 1)]
+    root_s = str(root.resolve())
+    assert writes[0] and all(w.startswith(root_s) for w in writes[0])
+    assert writes[1] and not any(w.startswith(root_s) for w in writes[1])  # rank 1: its scratch copy only
+    manifests = sorted(root.rglob("manifest.json"))
+    assert {m.parent.parent.name for m in manifests} == {"rationalize", "sft"}
+    assert all(json.loads(m.read_text())["world_size"] == 2 for m in manifests)
+    assert not [w for w in writes[1] if Path(w).exists()]  # scratch copies removed afterwards
+
+
+def test_cli_sft_under_accelerate_launch(tmp_path):
+    """The command a user types: accelerate launch ... -m rationalign stage=sft model=tiny."""
+    proc = _launch(["-m", "rationalign", "stage=sft", "model=tiny", f"paths.root={tmp_path / 'out'}",
+                    "data.max_labeled_per_task=4", "sft.train.epochs=1"], cwd=tmp_path)
+    (manifest,) = (tmp_path / "out").glob("default/sft/*/manifest.json")
+    m = json.loads(manifest.read_text())
+    assert m["world_size"] == 2 and (manifest.parent / "adapter" / "adapter_config.json").exists()
+    assert proc.stdout.count("[rationalign] stage sft ->") == 2  # both ranks ran it
