@@ -15,11 +15,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rationalign.config import register_configs, register_resolvers
+from rationalign.config import conf_dir, register_configs, register_resolvers
 
 log = logging.getLogger("rationalign")
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = conf_dir()  # the checkout's conf/, or rationalign/conf inside an installed wheel
 
 
 class ConfigError(ValueError):

@@ -306,14 +306,34 @@ def register_configs() -> None:
     cs.store(name="base_config", node=RootConfig)
 
 
-def _package_path(rel: str) -> str:
-    """${pkg:rationalign/data/demo/x.jsonl} -> absolute path inside the installed package."""
+def _package_dir():
     from pathlib import Path
 
     import rationalign
 
-    root = Path(rationalign.__file__).resolve().parent.parent
-    return str(root / rel)
+    return Path(rationalign.__file__).resolve().parent
+
+
+def conf_dir() -> str:
+    """The Hydra config directory: rationalign/conf inside an installed wheel, or the checkout's top-level
+    conf/ (editable installs and running from the repo), which the wheel build maps to rationalign/conf."""
+    pkg = _package_dir()
+    for cand in (pkg / "conf", pkg.parent / "conf"):
+        if (cand / "config.yaml").is_file():
+            return str(cand)
+    raise FileNotFoundError(f"rationalign: no conf/config.yaml in {pkg / 'conf'} or {pkg.parent / 'conf'} "
+                            "(a broken install: reinstall the package)")
+
+
+def _package_path(rel: str) -> str:
+    """${pkg:rationalign/data/demo/x.jsonl}: a file shipped inside the package, wherever it is installed.
+    Any other path (${pkg:../shared/data}) is relative to the directory holding the package: the
+    source checkout's root for a repo or editable install (for an installed wheel such a path simply
+    does not exist, and the configs that use it fall back or skip)."""
+    pkg = _package_dir()
+    if rel == "rationalign" or rel.startswith("rationalign/"):
+        return str(pkg.joinpath(*rel.split("/")[1:]))
+    return str(pkg.parent / rel)
 
 
 def register_resolvers() -> None:
