@@ -107,6 +107,9 @@ def run(cfg: DictConfig) -> dict:
 
     import_components()
     validate(cfg)
+    from rationalign.distributed import check_launch
+
+    check_launch()
     workdir = Path(cfg.paths.workdir)
     ctx = Context(cfg=cfg, workdir=workdir)
     with start_tracking(cfg):

@@ -38,6 +38,20 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def check_launch() -> None:
+    """FSDP and DeepSpeed launches need CUDA: accelerate applies FSDP only on accelerator devices (on CPU
+    its state is MULTI_CPU and the model would silently get plain DDP), and DeepSpeed's ops need CUDA.
+    Say so instead of training something else than configured."""
+    import torch
+    from accelerate.utils import parse_flag_from_env
+
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    for flag, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if cpu and parse_flag_from_env(flag):
+            raise RuntimeError(f"{name} launch on a machine without CUDA: accelerate would train plain DDP "
+                               "instead; on CPU use conf/accelerate/cpu.yaml (DDP over gloo), see docs/distributed.md")
+
+
 def _state():
     import torch
     from accelerate import PartialState

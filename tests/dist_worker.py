@@ -26,7 +26,7 @@ MODEL = {"source": "tiny", "lora": LORA}
 PREFERENCE_LOSSES = ("dpo", "cpo", "simpo", "orpo", "mpo", "rdpo", "rorpo")
 
 # Lengths differ a lot, so a per-micro-batch token mean would differ from the step's token mean.
-WORDS = "the quick brown fox jumps over a lazy dog while it rains on the old town square".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "it", "rains", "on", "the", "old", "town", "square"]
 
 
 def _text(i: int, n: int) -> str:
@@ -147,11 +147,10 @@ def run(out: Path, batch: int, grad_accum: int) -> dict:
 def run_sft_stage(out: Path, root: Path) -> None:
     """stage=sft (with its rationalize upstream) through the CLI's run(), recording every artifact and
     manifest write of this rank in OUT/writes<r>.json."""
-    import rationalign.models as models
-    import rationalign.stages.base as base
-    import rationalign.stages.sft as sft
+    from rationalign import models
     from rationalign.cli import compose
     from rationalign.cli import run as cli_run
+    from rationalign.stages import base, sft
 
     writes: list[str] = []
 
@@ -163,8 +162,13 @@ def run_sft_stage(out: Path, root: Path) -> None:
 
     base.atomic_write_json = recording(base.atomic_write_json)
     sft.atomic_write_json = recording(sft.atomic_write_json)
-    models.save_model = (lambda fn: lambda model, tok, d, **k: (writes.append(str(Path(d).resolve())),
-                                                                 fn(model, tok, d, **k))[1])(models.save_model)
+    real_save = models.save_model
+
+    def save_model(model, tok, d, **k):
+        writes.append(str(Path(d).resolve()))
+        return real_save(model, tok, d, **k)
+
+    models.save_model = save_model
     cli_run(compose(["stage=sft", "model=tiny", f"paths.root={root}", "model.lora.dropout=0",
                      "data.max_labeled_per_task=8", "sft.train.epochs=1", "sft.train.batch_size=2"]))
     (out / f"writes{os.environ.get('RANK', '0')}.json").write_text(json.dumps(writes))

@@ -68,7 +68,7 @@ def test_vllm_gets_the_training_prompt_ids_and_matches_hf_greedy(fake_vllm, tmp_
     from rationalign.engines import build_engine
     from rationalign.training.chat import encode_pair
 
-    adapter, peft_model, tok = tiny_adapter
+    adapter, _, tok = tiny_adapter
     cfg = _cfg(tmp_path)
     with build_engine(cfg, adapter=adapter) as eng:
         got = eng.generate(PROMPTS, temperature=0, max_new_tokens=8)

@@ -25,7 +25,7 @@ def test_gpu_check_fails_loudly_without_cuda(tmp_path):
         pass
     env = {**os.environ, "PYTHON": sys.executable, "WHEELS": str(tmp_path / "none")}
     proc = subprocess.run(["bash", str(REPO / "experiments" / "gpu_check.sh")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "GPU CHECK FAILED: no CUDA device" in proc.stdout
 
@@ -40,7 +40,7 @@ def test_gpu_check_driver_cpu_smoke(tmp_path):
     out = tmp_path / "res.json"
     proc = subprocess.run([sys.executable, str(REPO / "experiments" / "gpu_check.py"), "--cpu-smoke", "--no-nlp",
                            "--tokenizer", str(tok), "--root", str(tmp_path / "root"), "--json", str(out)],
-                          capture_output=True, text=True, timeout=900)
+                          check=False, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "CPU SMOKE PASSED (no GPU was checked)" in proc.stdout
     res = json.loads(out.read_text())

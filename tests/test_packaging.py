@@ -29,7 +29,7 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("conf", "rationalign"):
         shutil.copytree(REPO / name, src / name, ignore=skip)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
+                           "-w", str(out), str(src)], check=False, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (whl,) = out.glob("rationalign-*.whl")
     return whl
@@ -49,16 +49,16 @@ def test_installed_wheel_runs_sft_from_another_directory(wheel, tmp_path):
     target, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
-                           "--target", str(target), str(wheel)], capture_output=True, text=True, timeout=300)
+                           "--target", str(target), str(wheel)], check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     env = {**os.environ, "PYTHONPATH": str(target), "TOKENIZERS_PARALLELISM": "false"}
     where = subprocess.run([sys.executable, "-c", "import rationalign.cli as c; print(c.__file__); print(c.CONF_DIR)"],
-                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+                           cwd=elsewhere, env=env, check=False, capture_output=True, text=True, timeout=120)
     module_file, conf = where.stdout.split()
     assert module_file.startswith(str(target)) and conf == str(target / "rationalign" / "conf"), where.stdout
     run = subprocess.run([sys.executable, "-m", "rationalign", "stage=sft", "model=tiny", "paths.root=out",
                           "data.max_labeled_per_task=4", "sft.train.epochs=1"],
-                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+                         cwd=elsewhere, env=env, check=False, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     (manifest,) = (elsewhere / "out").glob("default/sft/*/manifest.json")
     m = json.loads(manifest.read_text())
