@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,14 +64,33 @@ def _state():
     return PartialState(cpu=cpu, timeout=BARRIER_TIMEOUT)
 
 
+_solo = False  # rank 0 is running a stage alone (the others wait at a barrier)
+
+
+@contextmanager
+def solo():
+    """Rank 0 runs a non-collective stage by itself: stages it builds on the way must not wait for the
+    other ranks (they are waiting for it), and a training stage cannot run at all."""
+    global _solo
+    _solo = True
+    try:
+        yield
+    finally:
+        _solo = False
+
+
+def in_solo() -> bool:
+    return _solo
+
+
 def barrier() -> None:
-    if world_size() > 1:
+    if world_size() > 1 and not _solo:
         _state().wait_for_everyone()
 
 
 def main_then_broadcast(fn: Callable[[], T]) -> T:
     """fn() computed on rank 0 only; every rank gets its (picklable) result."""
-    if world_size() == 1:
+    if world_size() == 1 or _solo:
         return fn()
     from accelerate.utils import broadcast_object_list
 

@@ -129,3 +129,31 @@ def test_sharded_full_logits_path_equals_the_head_on_completion_rows(monkeypatch
     assert torch.equal(n, n2)
     ref, _ = logps.full_sequence_logps_reference(model, *args)
     torch.testing.assert_close(want, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_rank0_alone_cannot_start_a_training_stage(tmp_path, monkeypatch):
+    """A stage rank 0 runs alone (no collective) that needs an unbuilt training stage must stop with an
+    error: the training would wait for ranks that are waiting for rank 0."""
+    from omegaconf import OmegaConf
+
+    from rationalign import distributed as dist
+    from rationalign.stages.base import STAGES, Context, Stage, run_stage
+
+    monkeypatch.setattr(dist, "world_size", lambda: 2)
+    monkeypatch.setattr(dist, "is_main", lambda: True)
+    monkeypatch.setattr(dist, "_state", lambda: pytest.fail("no process group in this test"))
+
+    def train(ctx, out):
+        return {}
+
+    def solo(ctx, out):
+        ctx.require("t_train")  # not in its upstream: built from inside
+        return {}
+
+    monkeypatch.setitem(STAGES._items, "t_train", Stage("t_train", train, collective=True))
+    monkeypatch.setitem(STAGES._items, "t_solo", Stage("t_solo", solo))
+    monkeypatch.setattr(dist, "barrier", lambda: None)
+    ctx = Context(cfg=OmegaConf.create({"seed": 0}), workdir=tmp_path)
+    with pytest.raises(RuntimeError, match="stage t_train trains"):
+        run_stage(ctx, "t_solo")
+    assert not dist.in_solo()

@@ -154,11 +154,16 @@ def run_stage(ctx: Context, name: str) -> dict:
     if ctx.is_done(name):
         log.info("stage %s: up to date (%s), skipped", name, out)
         return json.loads((out / MANIFEST).read_text())
+    if dist.in_solo() and stage.collective:
+        raise RuntimeError(f"stage {name} trains, so under accelerate launch it needs every rank, but it is "
+                           "only needed from inside a stage that rank 0 runs alone: build it first "
+                           f"(rationalign stage={name} ... under the same launch)")
     for up in stage.upstream_of(ctx.cfg):
         run_stage(ctx, up)
-    if dist.world_size() > 1 and not stage.collective:
+    if dist.world_size() > 1 and not stage.collective and not dist.in_solo():
         if dist.is_main():
-            _execute(ctx, stage, out, world_size=dist.world_size())
+            with dist.solo():
+                _execute(ctx, stage, out, world_size=dist.world_size())
         dist.barrier()
         return json.loads((out / MANIFEST).read_text())
     work = out
