@@ -6,6 +6,11 @@
 `prompts` are user messages; every engine turns them into the token ids training uses
 (training.chat.prompt_ids) and generates from those ids. Every stage that generates (kfold, sample,
 evaluate, quark, the `local` rationale and pair-rationale sources) goes through `build_engine`.
+
+Cache keys (docs/distributed.md): stages that *sample* (kfold, sample, quark) key on `engine.name` and
+`engine.batch_size`, because the engines draw different random samples (and HF seeds per batch).
+Greedy evaluation does not: the same prompt ids decoded greedily are meant to give the same text on
+either engine, so `engine=vllm stage=evaluate` reuses predictions an hf run already made.
 """
 
 from rationalign.engines.factory import build_engine
