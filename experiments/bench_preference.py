@@ -70,13 +70,24 @@ def _model_cfg(name: str):
     return cfg
 
 
+# Both sides read the same chat-templated conversation (TRL's conversational format), so the
+# comparison measures the trainers, not the prompt layout.
+BENCH_SYSTEM = "You are a writing assistant."
+
+
+def _bench_layout():
+    from rationalign.training.chat import Layout
+
+    return Layout("chat", BENCH_SYSTEM)
+
+
 def _token_count(tok, rows, max_length) -> int:
     from rationalign.training.chat import encode_pair
 
     n = 0
     for r in rows:
         for c in (r["chosen"], r["rejected"]):
-            p, ids = encode_pair(tok, r["prompt"], c, max_length)
+            p, ids = encode_pair(tok, r["prompt"], c, max_length, layout=_bench_layout())
             n += len(p) + len(ids)
     return n
 
@@ -102,7 +113,8 @@ def worker_ours(run: str, a) -> dict:
         loss_cfg = compose([f"loss={loss}"]).loss
         setup = P.setup_for(loss_cfg)
         ds = P.encode_preference(pairs, tok, [p.prompt for p in pairs], a.max_length,
-                                 with_rewards=setup.with_rewards, with_rationale=setup.with_rationale)
+                                 with_rewards=setup.with_rewards, with_rationale=setup.with_rationale,
+                                 layout=_bench_layout())
         extra = {}
         if setup.needs_reference:
             cache = Path(d) / "refcache"
@@ -131,14 +143,12 @@ def worker_trl(run: str, a) -> dict:
     from peft import LoraConfig
 
     from rationalign.models import load_base_model
-    from rationalign.training.chat import SYSTEM_PROMPT
-
     mcfg = _model_cfg(a.model)
     torch.manual_seed(0)
     model, tok = load_base_model(mcfg)
     rows = toy_pairs(a.steps * a.batch_size)
     data = Dataset.from_list([{
-        "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": r["prompt"]}],
+        "prompt": [{"role": "system", "content": BENCH_SYSTEM}, {"role": "user", "content": r["prompt"]}],
         "chosen": [{"role": "assistant", "content": r["chosen"]}],
         "rejected": [{"role": "assistant", "content": r["rejected"]}],
     } for r in rows])

@@ -1,38 +1,40 @@
-"""Prompt rendering and response parsing (pure functions, no model imports).
+"""Prompt rendering (pure functions, no model imports): the one place every consumer gets its text.
 
-Configs come from `conf/prompts/*.yaml` (group `prompts`) and `conf/task/*.yaml` (group `task`,
-one spec per task under `task.specs.<name>`). Both arrive as omegaconf DictConfig or plain dicts;
-every accessor here takes either.
+Configs come from `conf/prompts/*.yaml` (group `prompts`: the paper's Table 8, Table 7 and Fig. 3
+templates) and `conf/task/*.yaml` (group `task`, one spec per task under `task.specs.<name>`:
+Tables 12, 11 and 10). Both arrive as omegaconf DictConfig or plain dicts.
 
-- `render_prompt`   the writing assistant's user message (instruction template, paper Table 8)
-- `format_response` the assistant's target text: suggestion and rationale joined per `position`
-- `parse_response`  the inverse, for model outputs; it never raises, it reports (`ok`, `reason`)
-- `render_rm`       the reward model's input (paper Table 7): it scores the suggestion only
-- `render_teacher`  the rationale teacher's prompt (paper Fig. 3): source, gold target, edits
+- `render_prompt`   the writing assistant's prompt (Table 8 with a Table 12 task prompt); under
+                    `prompts.layout=chat` the user turn `prompts.chat.user_template` instead
+- `render_rm`       the reward model's input (Table 7 with a Table 11 instruction): suggestion only
+- `render_teacher`  the rationale teacher's prompt (Fig. 3 with a Table 10 instruction)
+- `format_edit_list` the [Edit Content] of Fig. 3
+How the rendered text reaches a model (plain text or chat template) is `training.chat.Layout`;
+joining and splitting suggestion and rationale is `rationalign.responses` (re-exported here).
 
-Instruction choice: the spec's `instructions` (asking for a revision followed by an explanation)
-or `plain_instructions` (no explanation; the no-rationale baseline) are authoritative, so the
-with/without-rationale switch always changes the instruction. When a list has several entries the
-choice is a stable hash of the record id, so reruns and other processes pick the same one.
-`record.instruction` is used only when the spec has no instruction for that mode.
+Instruction choice: the spec's `instructions` (with rationale, Table 12) or `plain_instructions`
+(the no-rationale baseline) are authoritative, so the with/without-rationale switch always changes
+the instruction. When a list has several entries the choice is a stable hash of the record id, so
+reruns and other processes pick the same one. `record.instruction` is used only when the spec has
+no instruction for that mode.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from string import Formatter
 from typing import Any
 
-POSITIONS = ("after", "before", "none")
-
-_DEFAULT_RESPONSE = {
-    "rationale_marker": "Explanation:",
-    "suggestion_marker": "Revised text:",
-    "separator": "\n",
-}
+from rationalign.prompt_config import PromptConfigError, as_list, cfg_get, require
+from rationalign.responses import (
+    POSITIONS,
+    ParsedResponse,
+    _response_cfg,
+    format_response,
+    parse_response,
+    parse_responses,
+)
 
 SPEC_FIELDS = ("metric", "column", "instructions", "plain_instructions", "teacher_instruction", "rm_instruction")
 TEMPLATE_FIELDS = {
@@ -40,40 +42,9 @@ TEMPLATE_FIELDS = {
     "rm_template": ("instruction", "source", "response"),
     "teacher_template": ("instruction", "source", "target", "edits"),
 }
-
-
-class PromptConfigError(ValueError):
-    """A prompts/task config is missing a field or has a bad template; the message names it."""
-
-
-# ----------------------------------------------------------------------------- config access
-
-
-def cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
-    """`cfg.key` or `cfg[key]`, for DictConfig, dicts and plain objects; `default` if absent."""
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    try:  # DictConfig supports .get; attribute access on a missing key may raise in struct mode
-        return cfg.get(key, default)  # type: ignore[union-attr]
-    except AttributeError:
-        return getattr(cfg, key, default)
-
-
-def _require(cfg: Any, key: str, where: str) -> Any:
-    value = cfg_get(cfg, key)
-    if value is None:
-        raise PromptConfigError(f"{where}: missing field '{key}'")
-    return value
-
-
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return list(value)
+CHAT_USER_FIELDS = ("instruction", "source")
+EDIT_LINE_FIELDS = ("n", "source", "target", "type")
+_DEFAULT_EDITS = {"line": '{n}. "{source}" -> "{target}"', "none": "(no edits)"}
 
 
 def get_spec(task_cfg: Any, name: str) -> Any:
@@ -87,7 +58,7 @@ def get_spec(task_cfg: Any, name: str) -> Any:
 
 def task_columns(spec: Any) -> list[str]:
     """Table 1 column name(s) of a task spec; `column` may be one name or a list."""
-    return [str(c) for c in _as_list(cfg_get(spec, "column"))]
+    return [str(c) for c in as_list(cfg_get(spec, "column"))]
 
 
 def validate_spec(spec: Any, name: str = "<spec>") -> None:
@@ -98,7 +69,7 @@ def validate_spec(spec: Any, name: str = "<spec>") -> None:
         if value is None or (isinstance(value, str) and not value.strip()):
             raise PromptConfigError(f"{where}: missing field '{key}'")
         if key in ("instructions", "plain_instructions"):
-            items = _as_list(value)
+            items = as_list(value)
             if not items or not all(isinstance(s, str) and s.strip() for s in items):
                 raise PromptConfigError(f"{where}.{key}: needs a non-empty list of non-empty strings")
 
@@ -108,15 +79,28 @@ def template_fields(template: str) -> set[str]:
     return {f for _, f, _, _ in Formatter().parse(template) if f}
 
 
+def _check_fields(template: Any, key: str, expected: Iterable[str], subset: bool = False) -> None:
+    if not isinstance(template, str):
+        raise PromptConfigError(f"prompts.{key}: must be a string")
+    fields = template_fields(template)
+    ok = fields <= set(expected) if subset else fields == set(expected)
+    if not ok:
+        raise PromptConfigError(f"prompts.{key}: placeholders {sorted(fields)} != expected {sorted(expected)}")
+
+
 def validate_prompts(prompts_cfg: Any) -> None:
-    """Every template exists and uses exactly its documented placeholders."""
+    """The layout is known and every template uses exactly its documented placeholders."""
+    from rationalign.training.chat import LAYOUTS
+
+    layout = cfg_get(prompts_cfg, "layout", "plain")
+    if layout not in LAYOUTS:
+        raise PromptConfigError(f"prompts.layout={layout}: expected one of {', '.join(LAYOUTS)}")
     for key, expected in TEMPLATE_FIELDS.items():
-        template = _require(prompts_cfg, key, "prompts")
-        fields = template_fields(template)
-        if fields != set(expected):
-            raise PromptConfigError(
-                f"prompts.{key}: placeholders {sorted(fields)} != expected {sorted(expected)}"
-            )
+        _check_fields(require(prompts_cfg, key, "prompts"), key, expected)
+    if layout == "chat":
+        user = require(cfg_get(prompts_cfg, "chat") or {}, "user_template", "prompts.chat")
+        _check_fields(user, "chat.user_template", CHAT_USER_FIELDS)
+    _check_fields(_edits_cfg(prompts_cfg)["line"], "edits.line", EDIT_LINE_FIELDS, subset=True)
     _response_cfg(prompts_cfg)
 
 
@@ -151,7 +135,7 @@ def choose_instruction(
     does. `fallback` (e.g. record.instruction) is used only when the list is empty.
     """
     key = "instructions" if with_rationale else "plain_instructions"
-    options = [s for s in _as_list(cfg_get(spec, key)) if isinstance(s, str) and s.strip()]
+    options = [s for s in as_list(cfg_get(spec, key)) if isinstance(s, str) and s.strip()]
     if not options:
         if fallback and fallback.strip():
             return fallback
@@ -171,11 +155,17 @@ def render_prompt(
     with_rationale: bool = True,
     instruction_index: int | None = None,
 ) -> str:
-    """The user message for one record (chat templates are applied by the engine, not here).
+    """The writing assistant's prompt for one record: Table 8 (`instruction_template`) under
+    prompts.layout=plain, the user turn `chat.user_template` under prompts.layout=chat (the chat
+    template itself is applied by `training.chat.Layout`, where the tokenizer is).
 
     `record` is a `Record` or a dict with at least `id` and `source` (and optionally `instruction`).
     """
-    template = _require(prompts_cfg, "instruction_template", "prompts")
+    if cfg_get(prompts_cfg, "layout", "plain") == "chat":
+        key, template = "chat.user_template", require(cfg_get(prompts_cfg, "chat") or {}, "user_template",
+                                                       "prompts.chat")
+    else:
+        key, template = "instruction_template", require(prompts_cfg, "instruction_template", "prompts")
     record_id = cfg_get(record, "id")
     source = cfg_get(record, "source")
     if record_id is None or source is None:
@@ -183,13 +173,13 @@ def render_prompt(
     instruction = choose_instruction(
         spec, str(record_id), with_rationale, instruction_index, fallback=cfg_get(record, "instruction")
     )
-    return _fill(template, "prompts.instruction_template", instruction=instruction, source=source)
+    return _fill(template, f"prompts.{key}", instruction=instruction, source=source)
 
 
 def render_rm(prompts_cfg: Any, spec: Any, source: str, suggestion: str) -> str:
-    """Reward-model input: the task's rm_instruction, the source and the suggestion only."""
-    template = _require(prompts_cfg, "rm_template", "prompts")
-    instruction = _require(spec, "rm_instruction", "task spec")
+    """Reward-model input (Table 7): the task's rm_instruction (Table 11), the source and the suggestion only."""
+    template = require(prompts_cfg, "rm_template", "prompts")
+    instruction = require(spec, "rm_instruction", "task spec")
     return _fill(template, "prompts.rm_template", instruction=instruction, source=source, response=suggestion)
 
 
@@ -205,247 +195,32 @@ def _edit_fields(edit: Any) -> tuple[str, str, str]:
     raise PromptConfigError(f"render_teacher: cannot read an edit from {edit!r}")
 
 
-def format_edit_list(edits: str | Iterable[Any] | None, with_types: bool = False) -> str:
-    """Edits as text for the teacher prompt.
+def _edits_cfg(prompts_cfg: Any) -> dict[str, str]:
+    node = cfg_get(prompts_cfg, "edits") or {}
+    return {k: str(cfg_get(node, k, v)) for k, v in _DEFAULT_EDITS.items()}
 
-    Accepts a pre-formatted string, or a sequence of `rationalign.edits.Edit`, objects with
-    `o_str`/`c_str`, dicts (`o_str`/`c_str` or `original`/`corrected`), or (orig, corr[, type])
-    tuples. The list layout is `rationalign.edits.format_edits`.
-    """
+
+def format_edit_list(edits: str | Iterable[Any] | None, prompts_cfg: Any = None) -> str:
+    """[Edit Content] of Fig. 3: one `prompts.edits.line` per edit (`prompts.edits.none` when there
+    are none). Accepts a pre-formatted string, or a sequence of `rationalign.edits.Edit`, objects
+    with `o_str`/`c_str`, dicts (`o_str`/`c_str` or `original`/`corrected`), or (orig, corr[, type])."""
     if isinstance(edits, str):
         return edits
-    from rationalign.edits import (  # pure module; errant loads lazily there
-        Edit,
-        format_edits,
-    )
-
-    items = [Edit(0, 0, *_edit_fields(e)) for e in (edits or [])]
-    return format_edits(items, with_types=with_types)
-
-
-def render_teacher(
-    prompts_cfg: Any,
-    spec: Any,
-    source: str,
-    target: str,
-    edits: str | Iterable[Any] | None,
-    with_types: bool = False,
-) -> str:
-    """Rationale-teacher prompt: task teacher_instruction, source, gold revision and its edits."""
-    template = _require(prompts_cfg, "teacher_template", "prompts")
-    instruction = _require(spec, "teacher_instruction", "task spec")
-    return _fill(
-        template,
-        "prompts.teacher_template",
-        instruction=instruction,
-        source=source,
-        target=target,
-        edits=format_edit_list(edits, with_types=with_types),
-    )
+    fmt = _edits_cfg(prompts_cfg)
+    items = [_edit_fields(e) for e in (edits or [])]
+    if not items:
+        return fmt["none"]
+    return "\n".join(_fill(fmt["line"], "prompts.edits.line", n=str(n), source=o, target=c, type=t)
+                     for n, (o, c, t) in enumerate(items, 1))
 
 
-# ----------------------------------------------------------------------------- responses
-
-
-def _response_cfg(prompts_cfg: Any) -> dict[str, str]:
-    resp = cfg_get(prompts_cfg, "response")
-    out = dict(_DEFAULT_RESPONSE)
-    if resp is not None:
-        for key in _DEFAULT_RESPONSE:
-            value = cfg_get(resp, key)
-            if value is not None:
-                out[key] = str(value)
-    for key in ("rationale_marker", "suggestion_marker"):
-        if not out[key].strip():
-            raise PromptConfigError(f"prompts.response.{key}: must not be empty")
-    return out
-
-
-def _check_position(position: str) -> None:
-    if position not in POSITIONS:
-        raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
-
-
-def format_response(
-    suggestion: str,
-    rationale: str | None,
-    position: str = "after",
-    prompts_cfg: Any = None,
-) -> str:
-    """The assistant's response text.
-
-    after : "<suggestion><sep><rationale_marker> <rationale>"
-    before: "<rationale_marker> <rationale><sep><suggestion_marker> <suggestion>"
-    none  : "<suggestion>"
-    Raises ValueError on an empty suggestion, or an empty rationale where one is placed.
-    """
-    _check_position(position)
-    r = _response_cfg(prompts_cfg)
-    suggestion = (suggestion or "").strip()
-    if not suggestion:
-        raise ValueError("format_response: empty suggestion")
-    if position == "none":
-        return suggestion
-    rationale = (rationale or "").strip()
-    if not rationale:
-        raise ValueError(f"format_response: position '{position}' needs a non-empty rationale")
-    sep = r["separator"]
-    if position == "after":
-        return f"{suggestion}{sep}{r['rationale_marker']} {rationale}"
-    return f"{r['rationale_marker']} {rationale}{sep}{r['suggestion_marker']} {suggestion}"
-
-
-@dataclass(frozen=True)
-class ParsedResponse:
-    suggestion: str
-    rationale: str
-    ok: bool
-    reason: str = ""  # "" when clean; otherwise what was wrong (ok=False) or repaired (ok=True)
-
-
-def _marker_regex(marker: str) -> re.Pattern:
-    """Case-insensitive marker, tolerant of markdown emphasis and spaces before the colon."""
-    core = marker.strip()
-    colon = core.endswith(":")
-    core = core[:-1].strip() if colon else core
-    words = r"\s+".join(re.escape(w) for w in core.split())
-    pattern = r"(?:[*_#>]+\s*)?" + words + (r"\s*[*_]*\s*:[*_]*" if colon else r"[*_]*")
-    return re.compile(pattern, re.IGNORECASE)
-
-
-_SPACES = re.compile(r"[ \t\f\v]+")
-_BLANK_LINES = re.compile(r"\n\s*\n+")
-
-
-def _clean(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _SPACES.sub(" ", text)
-    text = "\n".join(line.strip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n", text).strip()
-
-
-def _strip_leading(rx: re.Pattern, text: str) -> tuple[str, int]:
-    """Remove any number of leading occurrences of a marker; return (text, how many)."""
-    n = 0
-    while True:
-        m = rx.match(text)
-        if not m:
-            return text, n
-        text = text[m.end():].lstrip()
-        n += 1
-
-
-def _find(rx: re.Pattern, text: str, last: bool = False) -> re.Match | None:
-    """First (or last) marker occurrence, preferring occurrences at the start of a line."""
-    hits = list(rx.finditer(text))
-    if not hits:
-        return None
-    at_line_start = [m for m in hits if m.start() == 0 or text[: m.start()].rstrip(" \t").endswith("\n")]
-    pool = at_line_start or hits
-    return pool[-1] if last else pool[0]
-
-
-def parse_response(text: Any, position: str = "after", prompts_cfg: Any = None) -> ParsedResponse:
-    """Split a model output into suggestion and rationale. Never raises; reports.
-
-    `ok` is True when a non-empty suggestion was found in the expected place (and, unless
-    position == 'none', a non-empty rationale). Repairs that keep the output usable (repeated
-    markers, a stray suggestion marker, a rationale in a 'none' output) leave ok=True and say so
-    in `reason`. On failure the best-effort fields are still filled where possible.
-    """
-    try:
-        if position not in POSITIONS:
-            return ParsedResponse("", "", False, f"unknown position {position!r}")
-        try:
-            r = _response_cfg(prompts_cfg)
-        except PromptConfigError as e:
-            return ParsedResponse("", "", False, f"bad response config: {e}")
-        if text is None:
-            return ParsedResponse("", "", False, "empty output")
-        if not isinstance(text, str):
-            text = str(text)
-        text = _clean(text)
-        if not text:
-            return ParsedResponse("", "", False, "empty output")
-        rat_rx = _marker_regex(r["rationale_marker"])
-        sug_rx = _marker_regex(r["suggestion_marker"])
-        if position == "none":
-            return _parse_none(text, rat_rx, sug_rx)
-        if position == "after":
-            return _parse_after(text, rat_rx, sug_rx)
-        return _parse_before(text, rat_rx, sug_rx)
-    except Exception as e:  # noqa: BLE001  # pragma: no cover - the contract is "never raises"
-        return ParsedResponse("", "", False, f"parser error: {type(e).__name__}: {e}")
-
-
-def _parse_none(text: str, rat_rx: re.Pattern, sug_rx: re.Pattern) -> ParsedResponse:
-    notes = []
-    body, n_sug = _strip_leading(sug_rx, text)
-    if n_sug:
-        notes.append("removed a leading suggestion marker")
-    rationale = ""
-    m = _find(rat_rx, body)
-    if m is not None:
-        rationale, _ = _strip_leading(rat_rx, body[m.start():])
-        body = body[: m.start()]
-        notes.append("removed an unexpected rationale")
-    suggestion = body.strip()
-    if not suggestion:
-        return ParsedResponse("", rationale.strip(), False, "empty suggestion")
-    return ParsedResponse(suggestion, rationale.strip(), True, "; ".join(notes))
-
-
-def _parse_after(text: str, rat_rx: re.Pattern, sug_rx: re.Pattern) -> ParsedResponse:
-    notes = []
-    m = _find(rat_rx, text)
-    if m is None:
-        suggestion, n_sug = _strip_leading(sug_rx, text)
-        return ParsedResponse(suggestion.strip(), "", False, "missing rationale marker")
-    head, tail = text[: m.start()], text[m.start():]
-    rationale, n_rat = _strip_leading(rat_rx, tail)
-    if n_rat > 1:
-        notes.append("collapsed a repeated rationale marker")
-    again = _find(rat_rx, rationale)
-    if again is not None and (again.start() == 0 or rationale[: again.start()].rstrip(" \t").endswith("\n")):
-        rationale = rationale[: again.start()]
-        notes.append("dropped a second rationale block")
-    suggestion, n_sug = _strip_leading(sug_rx, head.strip())
-    if n_sug:
-        notes.append("removed a leading suggestion marker")
-    suggestion, rationale = suggestion.strip(), rationale.strip()
-    if not suggestion:
-        return ParsedResponse("", rationale, False, "empty suggestion (output has only a rationale)")
-    if not rationale:
-        return ParsedResponse(suggestion, "", False, "empty rationale")
-    return ParsedResponse(suggestion, rationale, True, "; ".join(notes))
-
-
-def _parse_before(text: str, rat_rx: re.Pattern, sug_rx: re.Pattern) -> ParsedResponse:
-    notes = []
-    m = _find(sug_rx, text, last=True)
-    if m is None:
-        rationale, _ = _strip_leading(rat_rx, text)
-        return ParsedResponse("", rationale.strip(), False, "missing suggestion marker")
-    head, tail = text[: m.start()], text[m.start():]
-    suggestion, n_sug = _strip_leading(sug_rx, tail)
-    if n_sug > 1:
-        notes.append("collapsed a repeated suggestion marker")
-    rationale, n_rat = _strip_leading(rat_rx, head.strip())
-    if n_rat == 0 and rationale.strip():
-        notes.append("rationale had no marker")
-    elif n_rat > 1:
-        notes.append("collapsed a repeated rationale marker")
-    suggestion, rationale = suggestion.strip(), rationale.strip()
-    if not suggestion:
-        return ParsedResponse("", rationale, False, "empty suggestion")
-    if not rationale:
-        return ParsedResponse(suggestion, "", False, "empty rationale (output has only a suggestion)")
-    return ParsedResponse(suggestion, rationale, True, "; ".join(notes))
-
-
-def parse_responses(texts: Sequence[Any], position: str = "after", prompts_cfg: Any = None) -> list[ParsedResponse]:
-    """`parse_response` over a batch."""
-    return [parse_response(t, position, prompts_cfg) for t in texts]
+def render_teacher(prompts_cfg: Any, spec: Any, source: str, target: str, edits: str | Iterable[Any] | None) -> str:
+    """Rationale-teacher prompt (Fig. 3): the task's teacher_instruction (Table 10), the source, the
+    gold revision and its edits."""
+    template = require(prompts_cfg, "teacher_template", "prompts")
+    instruction = require(spec, "teacher_instruction", "task spec")
+    return _fill(template, "prompts.teacher_template", instruction=instruction, source=source, target=target,
+                 edits=format_edit_list(edits, prompts_cfg))
 
 
 __all__ = [

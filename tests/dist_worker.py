@@ -20,6 +20,10 @@ import torch
 from omegaconf import OmegaConf
 
 from rationalign.config import TrainConfig
+from rationalign.training.chat import Layout
+
+# The inputs these equivalence checks were calibrated on (their float tolerances): chat-templated prompts.
+LAYOUT = Layout("chat", "You are a writing assistant.")
 
 LORA = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 MODEL = {"source": "tiny", "lora": LORA}
@@ -114,7 +118,8 @@ def run(out: Path, batch: int, grad_accum: int) -> dict:
     res: dict = {}
     try:
         model, tok = fresh()
-        stats = train_sft(model, tok, sft_examples(), tc, out / "sft", max_length=64, seed=0, device="cpu")
+        stats = train_sft(model, tok, sft_examples(), tc, out / "sft", max_length=64, seed=0, device="cpu",
+                          layout=LAYOUT)
         res["sft"] = {"losses": _losses(stats), "weights": _trainable(model)}
 
         model, tok = fresh(head="score")
@@ -129,12 +134,12 @@ def run(out: Path, batch: int, grad_accum: int) -> dict:
             loss_cfg = {"name": loss, "needs_reference": loss in ("dpo", "rdpo"), "beta": 0.5, "lam": 0.8,
                         "gamma": 0.5}
             stats = pref.train_preference(model, tok, pairs, [p.prompt for p in pairs], loss_cfg, tc, out / loss,
-                                          max_length=64, seed=0, device="cpu")
+                                          max_length=64, seed=0, device="cpu", layout=LAYOUT)
             res[loss] = {"losses": _losses(stats), "weights": _trainable(model)}
 
         model, tok = fresh()
         stats = train_quark(model, tok, quark_examples(), tc, out / "quark", kl_coef=0.1, entropy_coef=0.05,
-                            max_length=64, seed=0, device="cpu")
+                            max_length=64, seed=0, device="cpu", layout=LAYOUT)
         res["quark"] = {"losses": _losses(stats), "weights": _trainable(model)}
     finally:
         LossTrainer.compute_loss, pref._reference_forward, pref.attach_reference = \

@@ -118,7 +118,7 @@ def test_sharded_full_logits_path_equals_the_head_on_completion_rows(monkeypatch
     from rationalign.training.chat import encode_pair
 
     model, tok = dist_worker.fresh()
-    feats = [dict(zip(("prompt_ids", "completion_ids"), encode_pair(tok, e.prompt, e.completion, 64)))
+    feats = [dict(zip(("prompt_ids", "completion_ids"), encode_pair(tok, e.prompt, e.completion, 64, layout=dist_worker.LAYOUT)))
              for e in dist_worker.sft_examples()[:4]]
     batch = logps.collate_completion(feats, tok.pad_token_id)
     args = (batch["input_ids"], batch["attention_mask"], batch["labels"])

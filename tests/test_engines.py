@@ -66,7 +66,7 @@ def _generates(vllm):
 
 def test_vllm_gets_the_training_prompt_ids_and_matches_hf_greedy(fake_vllm, tmp_path, tiny_adapter):
     from rationalign.engines import build_engine
-    from rationalign.training.chat import encode_pair
+    from rationalign.training.chat import Layout, encode_pair
 
     adapter, _, tok = tiny_adapter
     cfg = _cfg(tmp_path)
@@ -77,7 +77,8 @@ def test_vllm_gets_the_training_prompt_ids_and_matches_hf_greedy(fake_vllm, tmp_
     # Token ids, never text (vLLM would tokenise text again and add its own BOS), equal to what
     # training puts before the completion.
     assert gen["kinds"] == ["tokens"]
-    assert gen["prompt_token_ids"] == [encode_pair(tok, p, "x", 10_000)[0] for p in PROMPTS]
+    layout = Layout.from_cfg(cfg.prompts)
+    assert gen["prompt_token_ids"] == [encode_pair(tok, p, "x", 10_000, layout=layout)[0] for p in PROMPTS]
     # The adapter travels as a LoRARequest over the base weights, not merged.
     assert llm["enable_lora"] is True and llm["max_lora_rank"] == 8
     assert all(r == ["adapter", 1, str(adapter)] for r in gen["lora"])
@@ -149,6 +150,7 @@ def test_in_memory_policy_with_added_tokens_goes_as_a_merged_copy(fake_vllm, tmp
     from rationalign.engines.hf import HFEngine
     from rationalign.models import add_lora, load_base_model
     from rationalign.quark.control import add_control_tokens, merged
+    from rationalign.training.chat import Layout
 
     model, tok = load_base_model({"source": "tiny"})
     ids = add_control_tokens(model, tok, ["<|quark_a_0|>", "<|quark_a_1|>"])
@@ -159,7 +161,8 @@ def test_in_memory_policy_with_added_tokens_goes_as_a_merged_copy(fake_vllm, tmp
                 p.add_(torch.randn_like(p) * 0.3)
     msgs = ["<|quark_a_1|>" + p for p in PROMPTS]
     with merged(policy):
-        want = HFEngine(policy, tok, progress=False).generate(msgs, temperature=0, max_new_tokens=8)
+        want = HFEngine(policy, tok, progress=False, layout=Layout()).generate(msgs, temperature=0,
+                                                                              max_new_tokens=8)
     with build_engine(_cfg(tmp_path), policy, tok) as eng:
         got = eng.generate(msgs, temperature=0, max_new_tokens=8)
     (llm,) = [c for c in fake_vllm.CALLS if c["call"] == "LLM"]

@@ -89,12 +89,13 @@ def test_lora_adapter_save_load_and_merge(tiny, tmp_path):
 
 def test_hf_engine_greedy_is_deterministic_and_ordered(tiny):
     from rationalign.engines.hf import HFEngine
+    from rationalign.training.chat import Layout
 
     model, tok = tiny
-    eng = HFEngine(model, tok, batch_size=2, progress=False)
+    eng = HFEngine(model, tok, batch_size=2, progress=False, layout=Layout())
     prompts = ["short", "a much longer prompt with many words in it", "mid length prompt"]
     a = eng.generate(prompts, temperature=0, max_new_tokens=5)
-    b = HFEngine(model, tok, batch_size=3, progress=False).generate(list(prompts), temperature=0, max_new_tokens=5)
+    b = HFEngine(model, tok, batch_size=3, progress=False, layout=Layout()).generate(list(prompts), temperature=0, max_new_tokens=5)
     assert a == b and len(a) == 3
     one = eng.generate([prompts[1]], temperature=0, max_new_tokens=5)
     assert one[0] == a[1]  # order restored after length sorting
@@ -102,9 +103,10 @@ def test_hf_engine_greedy_is_deterministic_and_ordered(tiny):
 
 def test_hf_engine_sampling_seeded_and_n(tiny):
     from rationalign.engines.hf import HFEngine
+    from rationalign.training.chat import Layout
 
     model, tok = tiny
-    eng = HFEngine(model, tok, batch_size=4, progress=False, seed=3)
+    eng = HFEngine(model, tok, batch_size=4, progress=False, seed=3, layout=Layout())
     kw = {"temperature": 1.2, "top_p": 0.9, "top_k": 50, "presence_penalty": 1.2, "max_new_tokens": 6}
     a = eng.sample(["p one", "p two"], n=3, **kw)
     b = eng.sample(["p one", "p two"], n=3, **kw)

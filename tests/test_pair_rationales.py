@@ -309,6 +309,8 @@ def test_align_scores_r_under_the_recorded_prompt(dh_file, tmp_path, monkeypatch
     _, rows, out = run_pr(tmp_path, dh_file)
     pairs = load_pref_pairs(out / "d_h.jsonl", need_rationale=True)
     monkeypatch.setattr(P, "encode_pair", lambda tok, msg, completion, max_length, **kw: (msg, completion))
-    ds = P.encode_preference(pairs, None, ["x"] * len(pairs), 128, with_rationale=True)
+    from rationalign.training.chat import Layout
+
+    ds = P.encode_preference(pairs, None, ["x"] * len(pairs), 128, with_rationale=True, layout=Layout())
     for row, r in zip(ds.rows, rows):
         assert row["x_prompt"] == r["meta"]["pair_rationale"]["condition_prompt"] and row["x_ids"] == r["rationale"]

@@ -15,6 +15,7 @@ from rationalign.cli import compose, run
 from rationalign.losses import LOSSES
 from rationalign.models import load_for_training
 from rationalign.training import preference as P
+from rationalign.training.chat import Layout
 from rationalign.training.pairs_io import PairsError, load_pref_pairs
 
 SUBJECTS = ["The cat", "My brother", "The old man", "Our teacher", "A small dog", "The girl", "His friend", "The bird"]
@@ -68,7 +69,7 @@ def dataset(tok, path, name, n=None):
     pairs = load_pref_pairs(path, need_rewards=setup.with_rewards, need_rationale=setup.with_rationale)[:n]
     msgs = [f"Fix the grammar:\n\nText: {p.source}" for p in pairs]
     ds = P.encode_preference(pairs, tok, msgs, 128, with_rationale=setup.with_rationale,
-                             with_rewards=setup.with_rewards)
+                             with_rewards=setup.with_rewards, layout=Layout())
     return setup, ds
 
 
@@ -158,7 +159,7 @@ def test_reference_free_losses_compute_no_reference(pairs_file, tmp_path, monkey
     model, tok = load_for_training(TINY)
     pairs = load_pref_pairs(pairs_file)[:4]
     stats = P.train_preference(model, tok, pairs, [p.source for p in pairs], loss_cfg("simpo"), train_cfg(max_steps=1),
-                               tmp_path, max_length=96, seed=0, reference_cache=tmp_path / "rc")
+                               tmp_path, max_length=96, seed=0, reference_cache=tmp_path / "rc", layout=Layout())
     assert stats["steps"] == 1 and not (tmp_path / "rc").exists()
 
 

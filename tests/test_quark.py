@@ -140,7 +140,7 @@ def test_control_tokens_added_trained_and_round_tripped(tmp_path):
         load_quark_policy,
     )
     from rationalign.stages.quark import save_policy
-    from rationalign.training.chat import prompt_text
+    from rationalign.training.chat import Layout
 
     cfg = compose(["model=tiny"])
     model, tok = load_base_model(cfg.model)
@@ -167,7 +167,7 @@ def test_control_tokens_added_trained_and_round_tripped(tmp_path):
         for n, p in model.named_parameters():
             if "trainable_tokens_delta" in n:
                 p.add_(torch.randn_like(p))
-    text = prompt_text(tok, prefix + "Fix it.")
+    text = Layout("chat").text(tok, prefix + "Fix it.")
     x = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
     model.eval()
     with torch.no_grad():

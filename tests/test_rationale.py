@@ -14,12 +14,11 @@ from rationalign.rationale import (
     ChatClient,
     ChatError,
     RationaleError,
-    TeacherConfig,
     TeacherSource,
     build_source,
     template_rationale,
 )
-from rationalign.rationale.prompt import clean_output, render_prompt
+from rationalign.rationale.prompt import clean_output, paper_teacher_prompt
 from rationalign.rationale.template import edit_sentence
 
 try:
@@ -49,11 +48,13 @@ def rec(i, source="He go to school .", target="He goes to school .", task="gec")
     (Edit(1, 2, "go", "went", "R:VERB:TENSE"),
      'The word "go" should be replaced by "went" because the verb tense must fit the time the sentence describes.'),
     (Edit(4, 5, ",", ".", "R:PUNCT"),
-     'The punctuation mark "," should be replaced by "." because the wrong punctuation mark is used.'),
+     'The word "," should be replaced by "." because the wrong punctuation mark is used.'),
     (Edit(0, 1, "london", "London", "R:ORTH"),
      'The word "london" should be replaced by "London" because the capitalisation or spacing is incorrect.'),
     (Edit(0, 3, "in the morning", "", "U:OTHER"),
-     'The phrase "in the morning" should be deleted because it is unnecessary and makes the sentence ungrammatical.'),
+     'The word "in the morning" should be deleted because it is unnecessary and makes the sentence ungrammatical.'),
+    (Edit(2, 4, "fast ran", "ran fast", "R:WO"),
+     'The word "fast ran" should be replaced by "ran fast" because the words are in the wrong order.'),
 ])
 def test_template_sentence_per_type(edit, sentence):
     assert edit_sentence(edit, "gec") == sentence
@@ -62,7 +63,7 @@ def test_template_sentence_per_type(edit, sentence):
 def test_template_task_aware_reasons_only_for_generic_types():
     generic = Edit(1, 4, "is a very", "seems", "R:OTHER")
     assert edit_sentence(generic, "simplification").endswith("because it makes the sentence simpler.")
-    assert "The phrase" in edit_sentence(generic, "simplification")
+    assert edit_sentence(generic, "simplification").startswith('The word "is a very" should be replaced by "seems"')
     assert edit_sentence(Edit(0, 1, "very", "", "U:ADV"), "clarity").endswith(
         "because removing it makes the text clearer and more concise.")
     # A specific grammar type keeps its reason whatever the task.
@@ -120,8 +121,7 @@ def test_teacher_survives_faults_and_loses_no_record(tmp_path):
         srv.rule = lambda prompt, n: "503" if n == 1 and ("number 1" in prompt) else None  # r1, r10..r19
         src = teacher(srv, tmp_path)
         out = src.explain(records)
-        prompts = [render_prompt(src.config.prompt_template, r, [Edit(1, 2, "go", "goes", "R:VERB:SVA")])
-                   for r in records]
+        prompts = [src.prompt(r, [Edit(1, 2, "go", "goes", "R:VERB:SVA")]) for r in records]
         assert out == [clean_output(reply_for(p)) for p in prompts]  # each record got its own answer
         assert src.last_result.ok
         assert srv.faults_served >= 10
@@ -239,12 +239,17 @@ def test_client_accepts_full_url_and_unreachable_host_fails_cleanly():
         client.complete([{"role": "user", "content": "hi"}])
 
 
-def test_prompt_fills_only_known_placeholders():
+def test_teacher_prompt_is_fig3_and_braces_in_texts_stay():
     r = Record("x", "gec", "Fix {this}.", "a {b} c", "a {d} c")
-    p = render_prompt('{"json": 1} {instruction} | {source} | {target}\n{edits}', r, [Edit(1, 2, "{b}", "{d}", "R:OTHER")])
-    assert p == '{"json": 1} Fix {this}. | a {b} c | a {d} c\n1. "{b}" -> "{d}"'
-    with pytest.raises(ValueError, match=r"prompt_template.*\{target\}"):
+    p = paper_teacher_prompt()(r, [Edit(1, 2, "{b}", "{d}", "R:OTHER")])
+    assert p.startswith("You are given a pair of English sentences along with a list of atomic edits.")
+    assert "###Source sentence:\na {b} c\n\n###Target sentence:\na {d} c\n\n###Edits:\n1. \"{b}\" -> \"{d}\"" in p
+    assert "Specifically, the target sentence corrects the grammar mistakes in the source sentence." in p
+    # The template lives in prompts.teacher_template only: the source config has no copy of it.
+    with pytest.raises(ValueError, match="prompt_template"):
         build_source({"name": "teacher", "api_key_env": None, "prompt_template": "{source} only"})
+    assert clean_output("###Explanation: The word x") == "The word x"
+    assert clean_output("explanation:  The word x") == "The word x"
 
 
 # ---- local ---------------------------------------------------------------------------------------
@@ -257,7 +262,7 @@ class FakeGenerator:
         self.calls.append((list(prompts), sampling))
         if self.bad and any(self.bad in p for p in prompts):
             raise RuntimeError("CUDA out of memory")
-        return ["Rationale: because " + p.split("Original text: ")[1].split("\n")[0] for p in prompts]
+        return ["###Explanation: because " + p.split("###Source sentence:\n")[1].split("\n")[0] for p in prompts]
 
 
 def test_local_source_batches_and_isolates_failures():
@@ -341,7 +346,7 @@ def test_shipped_yaml_matches_config_dataclass(name, monkeypatch):
 
     parsed = parse_config(name, cfg)
     if name == "teacher":
-        assert parsed.prompt_template == TeacherConfig().prompt_template
+        assert "prompt_template" not in cfg and not hasattr(parsed, "prompt_template")
         assert "api_key" not in cfg and parsed.api_key_env == "OPENAI_API_KEY"
         monkeypatch.setenv("OPENAI_API_KEY", "sk-dummy")
         assert isinstance(build_source(OmegaConf.load(CONF / "teacher.yaml")), TeacherSource)

@@ -13,7 +13,7 @@ import torch
 from rationalign.cli import compose, run
 from rationalign.losses import LOSSES
 from rationalign.models import add_lora, architecture, build_tiny_t5, load_base_model, load_for_training
-from rationalign.training.chat import encode_pair
+from rationalign.training.chat import Layout, encode_pair
 from rationalign.training.logps import collate_completion, full_sequence_logps_reference, is_seq2seq, sequence_logps
 
 T5 = {"source": "tiny", "architecture": "seq2seq", "dtype": "float32"}
@@ -30,7 +30,7 @@ def t5():
 
 
 def batch_for(tok, pairs=PAIRS, max_length=64):
-    feats = [dict(zip(("prompt_ids", "completion_ids"), encode_pair(tok, p, c, max_length, seq2seq=True)))
+    feats = [dict(zip(("prompt_ids", "completion_ids"), encode_pair(tok, p, c, max_length, layout=Layout(), seq2seq=True)))
              for p, c in pairs]
     return feats, collate_completion(feats, tok.pad_token_id, seq2seq=True)
 
@@ -62,7 +62,7 @@ def test_seq2seq_batch_layout(t5):
     assert tok.decode(batch["labels"][0][batch["labels"][0] != -100]) == "he goes</s>"
     assert batch["input_ids"].shape == batch["attention_mask"].shape
     # Over-long prompts lose their start and keep the </s>; the encoder has its own max_length budget.
-    p, c = encode_pair(tok, "a" * 100 + "END", "ok", 20, seq2seq=True)
+    p, c = encode_pair(tok, "a" * 100 + "END", "ok", 20, layout=Layout(), seq2seq=True)
     assert len(p) == 20 and tok.decode(p) == "a" * 16 + "END</s>" and tok.decode(c) == "ok</s>"
 
 
@@ -117,7 +117,7 @@ def test_rm_score_is_head_on_decoder_last_state(t5):
     R.ensure_head_trainable(model)  # classification_head is saved/trained alongside LoRA
     model.eval()
     texts = ["Fix it: the cat sat.", "Fix it: a much longer sentence about the old man and the river."]
-    seqs = [R.encode_rm_text(tok, t, 128, seq2seq=True) for t in texts]
+    seqs = [R.encode_rm_text(tok, t, 128, layout=Layout(), seq2seq=True) for t in texts]
     assert all(s[-1] == tok.eos_token_id for s in seqs)
     batch = R.collate_rm([{"chosen_ids": seqs[0], "rejected_ids": seqs[1]}], tok.pad_token_id)
     scores = R._last_token_scores(model, batch["input_ids"], batch["attention_mask"])
@@ -135,7 +135,7 @@ def test_hf_engine_generates_for_t5(t5):
 
     model, tok = t5
     prompts = ["Fix the grammar: he go home.", "x", "Make it formal: gonna be late lol", "hi"]
-    eng = HFEngine(model, tok, batch_size=2, progress=False)
+    eng = HFEngine(model, tok, batch_size=2, progress=False, layout=Layout())
     greedy = eng.generate(prompts, max_new_tokens=12)
     assert greedy == eng.generate(prompts, max_new_tokens=12)  # deterministic
     assert all(isinstance(g, str) and g for g in greedy)
@@ -243,7 +243,8 @@ def test_every_preference_loss_takes_a_step_on_tiny_t5(name, tmp_path):
     pairs = load_pref_pairs(write_jsonl(tmp_path / "d.jsonl", toy_dh_rows(4)), need_rewards=setup.with_rewards,
                             need_rationale=setup.with_rationale)
     ds = P.encode_preference(pairs, tok, [f"Fix: {p.source}" for p in pairs], 96,
-                             with_rationale=setup.with_rationale, with_rewards=setup.with_rewards, seq2seq=True)
+                             with_rationale=setup.with_rationale, with_rewards=setup.with_rewards, seq2seq=True,
+                             layout=Layout())
     if setup.needs_reference:
         P.attach_reference(ds, P.compute_reference_logps(model, ds, tok.pad_token_id))
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -278,7 +279,7 @@ def test_stage_quark_two_rounds_on_tiny_t5(tiny_overrides):
     model, tok = load_quark_policy(cfg.model, out)
     assert is_seq2seq(model)
     prefix = inference_prefix(out)
-    enc, _ = encode_pair(tok, prefix + "Fix: he go", "He goes.", 64, seq2seq=True)
+    enc, _ = encode_pair(tok, prefix + "Fix: he go", "He goes.", 64, layout=Layout(), seq2seq=True)
     assert enc[:2] == tok.convert_tokens_to_ids(["<|quark_task_metric_4|>", "<|quark_length_4|>"])
     # the trained control-token rows differ from each other (they started equal, at the mean row)
     emb = model.get_input_embeddings().weight

@@ -30,7 +30,7 @@ def test_sft_model_learns_the_response_format(tmp_path):
     from rationalign.engines.hf import HFEngine
     from rationalign.models import load_trained
     from rationalign.prompts import parse_response
-    from rationalign.stages.common import user_message
+    from rationalign.stages.common import layout, user_message
 
     cfg = compose(["stage=sft", "model=smollm2-135m", "task=gec", f"paths.root={tmp_path}",
                    "data.max_labeled_per_task=32", "data.max_test_per_task=6", "sft.train.epochs=4",
@@ -39,7 +39,7 @@ def test_sft_model_learns_the_response_format(tmp_path):
     ctx = Context(cfg=cfg, workdir=Path(cfg.paths.workdir))
     model, tok = load_trained(cfg.model, ctx.stage_dir("sft") / "adapter")
     test = load_split(cfg, "test")
-    outs = HFEngine(model, tok, batch_size=8, progress=False).generate(
+    outs = HFEngine(model, tok, batch_size=8, progress=False, layout=layout(cfg)).generate(
         [user_message(cfg, r) for r in test], temperature=0, max_new_tokens=64)
     parsed = [parse_response(o, "after", cfg.prompts) for o in outs]
     assert sum(p.ok for p in parsed) >= len(parsed) // 2, outs

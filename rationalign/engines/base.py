@@ -1,5 +1,6 @@
-"""What every generation engine shares: user messages become token ids in exactly one place
-(`training.chat.prompt_ids`, the same call training uses), then the engine generates from ids.
+"""What every generation engine shares: rendered prompts become token ids in exactly one place
+(`training.chat.prompt_ids` under the run's `prompts.layout`, the same call training uses), then the
+engine generates from ids.
 
 An engine subclass implements `sample_ids(prompt_ids, n, **sampling) -> list[list[str]]`; this base
 gives `sample` / `generate` over user messages, `close()` and the context-manager protocol.
@@ -15,14 +16,15 @@ from typing import Any
 class Engine:
     name = "base"
 
-    def __init__(self, tokenizer, *, seq2seq: bool = False):
+    def __init__(self, tokenizer, *, layout, seq2seq: bool = False):
         self.tok = tokenizer
+        self.layout = layout  # training.chat.Layout: plain text (paper Table 8) or the chat template
         self.seq2seq = seq2seq
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         from rationalign.training.chat import prompt_ids
 
-        return [prompt_ids(self.tok, p, seq2seq=self.seq2seq) for p in prompts]
+        return [prompt_ids(self.tok, p, layout=self.layout, seq2seq=self.seq2seq) for p in prompts]
 
     def sample_ids(self, prompt_ids: list[list[int]], n: int = 1, **sampling: Any) -> list[list[str]]:
         raise NotImplementedError

@@ -69,7 +69,15 @@ def _hf_engine(cfg, model, tok, adapter, model_cfg, progress):
 
         model, tok, _prefix = load_for_inference(model_cfg, adapter, cache_dir(cfg))
         move_to(model, device_of(cfg))
-    return HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=progress)
+    return HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=progress,
+                    layout=_layout(cfg))
+
+
+def _layout(cfg):
+    """prompts.layout: how every engine lays prompts out, as training does (training.chat.Layout)."""
+    from rationalign.training.chat import Layout
+
+    return Layout.from_cfg(cfg.prompts)
 
 
 # ----------------------------------------------------------------------------------------- vllm
@@ -150,7 +158,7 @@ def _vllm_engine(cfg, model, tok, adapter, model_cfg):
                           gpu_memory_utilization=float(e.gpu_memory_utilization),
                           enable_prefix_caching=bool(e.enable_prefix_caching), dtype=dtype,
                           max_model_len=e.get("max_model_len"), llm_kwargs=kwargs, cleanup=cleanup,
-                          on_close=on_close)
+                          on_close=on_close, layout=_layout(cfg))
     except BaseException:
         import shutil
 

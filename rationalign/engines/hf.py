@@ -2,7 +2,7 @@
 first prompt ids, so a resumed stage reproduces as long as engine.batch_size is unchanged).
 
 Prompt ids come from `Engine.encode` (training.chat.prompt_ids). Encoder-decoder (T5) models get the
-plain user message as the encoder input (no chat template, ending in </s>, as in training) and their generate output is the decoder sequence alone: it starts
+rendered prompt itself as the encoder input (ending in </s>, as in training) and their generate output is the decoder sequence alone: it starts
 with the decoder start token and does not contain the prompt.
 """
 
@@ -41,8 +41,8 @@ class PresencePenalty(LogitsProcessor):
 class HFEngine(Engine):
     name = "hf"
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 16, seed: int = 0, progress: bool = True):
-        super().__init__(tokenizer, seq2seq=is_seq2seq(model))
+    def __init__(self, model, tokenizer, *, layout, batch_size: int = 16, seed: int = 0, progress: bool = True):
+        super().__init__(tokenizer, layout=layout, seq2seq=is_seq2seq(model))
         self.model = model
         self.batch_size = batch_size
         self.seed = seed

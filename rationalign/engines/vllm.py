@@ -60,8 +60,10 @@ class VLLMEngine(Engine):
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85,
                  enable_prefix_caching: bool = True, dtype: str = "auto", max_model_len: int | None = None,
                  llm_kwargs: dict | None = None, cleanup: list[Path] | None = None,
-                 on_close: list | None = None):
-        super().__init__(tokenizer)
+                 on_close: list | None = None, layout=None):
+        from rationalign.training.chat import Layout
+
+        super().__init__(tokenizer, layout=layout or Layout())
         _import_vllm()
         from vllm import LLM
 

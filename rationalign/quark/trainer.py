@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from rationalign.training.chat import encode_pair
+from rationalign.training.chat import Layout, encode_pair
 from rationalign.training.logps import (
     causal_completion_logits,
     collate_completion,
@@ -39,13 +39,14 @@ class QuarkExample:
     completion: str
 
 
-def encode_quark(examples: list[QuarkExample], tokenizer, max_length: int, *, seq2seq: bool = False) -> EncodedDataset:
+def encode_quark(examples: list[QuarkExample], tokenizer, max_length: int, *, layout: Layout,
+                 seq2seq: bool = False) -> EncodedDataset:
     """seq2seq: the prompts (with / without control tokens) are encoder inputs, the completion the
     decoder target, so policy and reference still line up token by token on the completion."""
     rows = []
     for ex in examples:
-        p, c = encode_pair(tokenizer, ex.prompt, ex.completion, max_length, seq2seq=seq2seq)
-        rp, rc = encode_pair(tokenizer, ex.ref_prompt, ex.completion, max_length, seq2seq=seq2seq)
+        p, c = encode_pair(tokenizer, ex.prompt, ex.completion, max_length, layout=layout, seq2seq=seq2seq)
+        rp, rc = encode_pair(tokenizer, ex.ref_prompt, ex.completion, max_length, layout=layout, seq2seq=seq2seq)
         if rc != c:  # cannot happen with encode_pair (the completion is cut the same way); guard anyway
             raise ValueError("quark: policy and reference completions tokenised differently")
         rows.append({"prompt_ids": p, "completion_ids": c, "ref_prompt_ids": rp, "input_ids": p + c})
@@ -143,11 +144,11 @@ def token_row_optimizer(model, lr: float, token_lr: float, weight_decay: float):
 
 def train_quark(model, tokenizer, examples: list[QuarkExample], train_cfg: Any, out_dir: Path, *,
                 kl_coef: float, entropy_coef: float, max_length: int, seed: int, reference=None,
-                tracking: Any = None, device: str = "auto", token_lr: float | None = None) -> dict:
+                layout: Layout, tracking: Any = None, device: str = "auto", token_lr: float | None = None) -> dict:
     """One round of training on the pool (in place); returns loss statistics and the last logged
     ce / kl / entropy."""
     s2s = is_seq2seq(model)
-    ds = encode_quark(examples, tokenizer, max_length, seq2seq=s2s)
+    ds = encode_quark(examples, tokenizer, max_length, layout=layout, seq2seq=s2s)
     args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
     trainer = LossTrainer(
         model=model, args=args, train_dataset=ds, processing_class=tokenizer,

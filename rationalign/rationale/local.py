@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rationalign.rationale.base import RationaleSource, register_source
-from rationalign.rationale.prompt import DEFAULT_TEACHER_TEMPLATE, check_template, clean_output, render_prompt
+from rationalign.rationale.prompt import TeacherPrompt, clean_output, paper_teacher_prompt
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,9 @@ class Generator(Protocol):
 class LocalConfig:
     name: str = "local"
     model: str | None = None  # what the stage loads into an engine; this module never loads it
-    prompt_template: str = DEFAULT_TEACHER_TEMPLATE
-    strip_prefix: str | None = "Rationale:"
+    # The prompt is prompts.teacher_template (paper Fig. 3) with the task's Table 10 instruction; the
+    # engine lays it out as prompts.layout says, like every other model input.
+    strip_prefix: str | None = "###Explanation:"
     batch_size: int = 32
     sampling: dict[str, Any] = field(default_factory=lambda: {"temperature": 0.0, "max_new_tokens": 256})
 
@@ -36,10 +37,11 @@ class LocalSource(RationaleSource):
     needs_edits = True
     needs_target = True
 
-    def __init__(self, config: LocalConfig | None = None, generator: Generator | None = None) -> None:
+    def __init__(self, config: LocalConfig | None = None, generator: Generator | None = None,
+                 prompt: TeacherPrompt | None = None) -> None:
         super().__init__()
         self.config = config or LocalConfig()
-        check_template(self.config.prompt_template)
+        self.prompt = prompt or paper_teacher_prompt()
         if generator is None or not callable(getattr(generator, "generate", None)):
             raise ValueError("rationale=local needs a generator object with .generate(prompts, **sampling); "
                              "the stage builds it from rationale.model and passes generator=")
@@ -54,7 +56,7 @@ class LocalSource(RationaleSource):
         return list(outs)
 
     def _explain(self, records, edits):
-        prompts = [render_prompt(self.config.prompt_template, r, e) for r, e in zip(records, edits)]
+        prompts = [self.prompt(r, e or []) for r, e in zip(records, edits)]
         out: list[str | None] = [None] * len(prompts)
         failed: dict[int, str] = {}
         bs = self.config.batch_size

@@ -1,51 +1,60 @@
-"""The teacher prompt (paper Fig. 3): the teacher sees the instruction, the source, the revision
-and the extracted edits, and explains each edit. Shared by the `teacher` and `local` sources."""
+"""The teacher prompt (paper Fig. 3 with the task's Table 10 instruction), shared by the `teacher` and
+`local` sources. It is rendered by `rationalign.prompts.render_teacher` from `prompts.teacher_template`
+and `task.specs.<task>.teacher_instruction`, like every other prompt, so the rationalize stage, the
+`show_prompts` stage and the tests all see the same text."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from rationalign.data.records import Record
-from rationalign.edits import Edit, format_edits
+from rationalign.edits import Edit
 
-# Faithful in spirit to the paper's Fig. 3, NOT its exact text; conf/rationale/teacher.yaml carries
-# the same template and is where the paper's wording goes.
-DEFAULT_TEACHER_TEMPLATE = """\
-You are an expert writing tutor. A text was revised to follow an instruction. Explain why each of \
-the listed edits was made, one sentence per edit, in the order given, using the forms \
-"The word X should be replaced by Y because ...", "The word X should be deleted because ..." and \
-"The word Y should be inserted because ..." (say "The phrase" for several words). Explain only \
-the listed edits and do not rewrite the text. If there are no edits, say why the text needs no change.
-
-Instruction: {instruction}
-Original text: {source}
-Revised text: {target}
-Edits:
-{edits}
-
-Rationale:"""
-
-PLACEHOLDERS = ("instruction", "source", "target", "edits", "task")
-_FIELD = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+TeacherPrompt = Callable[[Record, Sequence[Edit]], str]
 
 
-def check_template(template: str, where: str = "rationale.prompt_template") -> None:
-    missing = [p for p in ("source", "target") if "{" + p + "}" not in template]
-    if missing:
-        raise ValueError(f"{where}: template lacks placeholder(s) {['{' + m + '}' for m in missing]}")
+def teacher_prompt(prompts_cfg: Any, task_cfg: Any) -> TeacherPrompt:
+    """Record + its edits -> the Fig. 3 prompt under these prompts/task configs."""
+    from rationalign.prompts import get_spec, render_teacher
+
+    def render(record: Record, edits: Sequence[Edit]) -> str:
+        spec = get_spec(task_cfg, record.task)
+        return render_teacher(prompts_cfg, spec, record.source, record.target or "", edits)
+
+    return render
 
 
-def render_prompt(template: str, record: Record, edits: Sequence[Edit]) -> str:
-    """Fill only the known {placeholders}: other braces (JSON examples, code) stay as written,
-    and braces inside the texts are never interpreted, unlike str.format."""
-    values = {"instruction": record.instruction, "source": record.source,
-              "target": record.target or "", "edits": format_edits(edits), "task": record.task}
-    return _FIELD.sub(lambda m: values[m.group(1)], template)
+@functools.lru_cache(maxsize=1)
+def _shipped() -> tuple[Any, Any]:
+    from omegaconf import OmegaConf
+
+    from rationalign.config import conf_dir
+
+    conf = Path(conf_dir())
+    prompts = OmegaConf.load(conf / "prompts" / "paper.yaml")
+    specs = {}
+    for path in sorted((conf / "task").glob("*.yaml")):
+        node = OmegaConf.load(path)
+        if node.get("specs"):
+            specs.update(OmegaConf.to_container(node.specs))
+    return prompts, {"specs": specs}
 
 
-def clean_output(text: str, strip_prefix: str | None = "Rationale:") -> str:
+def paper_teacher_prompt() -> TeacherPrompt:
+    """The shipped paper texts (conf/prompts/paper.yaml, conf/task/*.yaml): the default when a source
+    is built outside a stage."""
+    return teacher_prompt(*_shipped())
+
+
+def clean_output(text: str, strip_prefix: str | None = "###Explanation:") -> str:
+    """The answer without an echoed prefix (Fig. 3 ends at "###Explanation:"; "#"s and case ignored)."""
     text = text.strip()
-    if strip_prefix and text.lower().startswith(strip_prefix.lower()):
-        text = text[len(strip_prefix):].strip()
+    if strip_prefix:
+        bare = strip_prefix.lstrip("#").strip().lower()
+        probe = text.lstrip("#").lstrip()
+        if bare and probe.lower().startswith(bare):
+            text = probe[len(bare):].strip()
     return text

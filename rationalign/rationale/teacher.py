@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from rationalign.io import atomic_write_json, sha256_json
 from rationalign.rationale.base import RationaleSource, register_source
 from rationalign.rationale.client import ChatClient, ChatError, EndpointConfig
-from rationalign.rationale.prompt import DEFAULT_TEACHER_TEMPLATE, check_template, clean_output, render_prompt
+from rationalign.rationale.prompt import TeacherPrompt, clean_output, paper_teacher_prompt
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 class TeacherConfig(EndpointConfig):
     name: str = "teacher"
     system_prompt: str | None = None
-    prompt_template: str = DEFAULT_TEACHER_TEMPLATE
-    strip_prefix: str | None = "Rationale:"
+    # The prompt itself is prompts.teacher_template (paper Fig. 3) with the task's Table 10
+    # instruction, rendered by rationalign.prompts; the stage passes it in as `prompt=`.
+    strip_prefix: str | None = "###Explanation:"
     cache_dir: str | None = "~/.cache/rationalign/teacher"  # null: no cache
     progress: bool = True
 
@@ -61,10 +62,11 @@ class TeacherSource(RationaleSource):
     needs_edits = True
     needs_target = True
 
-    def __init__(self, config: TeacherConfig | None = None, client: ChatClient | None = None) -> None:
+    def __init__(self, config: TeacherConfig | None = None, client: ChatClient | None = None,
+                 prompt: TeacherPrompt | None = None) -> None:
         super().__init__()
         c = self.config = config or TeacherConfig()
-        check_template(c.prompt_template)
+        self.prompt = prompt or paper_teacher_prompt()
         if c.concurrency < 1:
             raise ValueError(f"rationale.concurrency: must be >= 1, got {c.concurrency}")
         self.client = client or ChatClient(
@@ -84,7 +86,7 @@ class TeacherSource(RationaleSource):
 
     def _explain(self, records, edits):
         c = self.config
-        prompts = [render_prompt(c.prompt_template, r, e) for r, e in zip(records, edits)]
+        prompts = [self.prompt(r, e or []) for r, e in zip(records, edits)]
         answers: dict[str, str] = {}
         errors: dict[str, str] = {}
         todo = []

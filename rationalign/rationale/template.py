@@ -1,11 +1,10 @@
-"""`template`: rule-based rationales from ERRANT edit types, one sentence per edit, in the
-paper's form ("The word X should be replaced by Y because ..."). Offline, deterministic, and the
+"""`template`: rule-based rationales from ERRANT edit types, one sentence per edit, in exactly the
+paper's form ("The word X should be deleted/inserted/replaced by Y because ...", Table 12 / Fig. 3). Offline, deterministic, and the
 default, so the whole pipeline runs without a teacher LLM."""
 
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -89,12 +88,6 @@ def _task_key(task: str, instruction: str = "") -> str:
     return key
 
 
-def _span_noun(text: str) -> str:
-    if text and all(ch in string.punctuation or ch.isspace() for ch in text):
-        return "The punctuation mark" if len(text.split()) == 1 else "The punctuation marks"
-    return "The phrase" if len(text.split()) > 1 else "The word"
-
-
 def edit_reason(edit: Edit, task: str = "gec", instruction: str = "") -> str:
     """The 'because ...' clause for one edit."""
     op, cat = edit.op, edit.category
@@ -108,16 +101,18 @@ def edit_reason(edit: Edit, task: str = "gec", instruction: str = "") -> str:
 
 
 def edit_sentence(edit: Edit, task: str = "gec", instruction: str = "") -> str:
-    """One rationale sentence for one edit."""
+    """One rationale sentence for one edit, in the paper's template (Table 12, Fig. 3): "The word X
+    should be deleted/inserted/replaced by Y because ...", with X and Y in double quotes as in the
+    paper's own example output (Fig. 10: 'The word "who" should be replaced by "that" because ...').
+    "The word" stays for multi-word spans and punctuation too, and a word-order edit is a replacement,
+    so every sentence has exactly the template's form."""
     reason = edit_reason(edit, task, instruction)
     o, c = edit.o_str, edit.c_str
-    if edit.category == "WO" and o and c:
-        return f'{_span_noun(o)} "{o}" should be reordered as "{c}" because {reason}.'
     if not o:
-        return f'{_span_noun(c)} "{c}" should be inserted because {reason}.'
+        return f'The word "{c}" should be inserted because {reason}.'
     if not c:
-        return f'{_span_noun(o)} "{o}" should be deleted because {reason}.'
-    return f'{_span_noun(o)} "{o}" should be replaced by "{c}" because {reason}.'
+        return f'The word "{o}" should be deleted because {reason}.'
+    return f'The word "{o}" should be replaced by "{c}" because {reason}.'
 
 
 def template_rationale(edits: Sequence[Edit], task: str = "gec", instruction: str = "") -> str:

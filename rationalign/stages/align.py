@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rationalign.io import atomic_write_json, sha256_file, sha256_json
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, with_rationale
+from rationalign.stages.common import cache_dir, layout, with_rationale
 
 log = logging.getLogger("rationalign")
 
@@ -34,7 +34,7 @@ def align_inputs(cfg) -> list[str]:
 
 
 def user_messages(cfg, pairs, path: Path) -> list[str]:
-    """The WA's user message per pair: the raw prompt (user layout) or the task's instruction template."""
+    """The WA's prompt per pair: the raw prompt (user layout) or the task's rendered Table 8 prompt."""
     from rationalign.prompts import render_prompt
 
     out = []
@@ -91,7 +91,7 @@ def run_align(ctx: Context, out: Path) -> dict:
         model, tok, pairs, messages, cfg.loss, cfg.align.train, out,
         max_length=int(cfg.model.max_length), seed=int(cfg.seed), tracking=cfg.tracking, device=cfg.device,
         reference_cache=ref_cache, model_identity=identity, reference_mode=str(cfg.align.reference),
-        rationale_template=cfg.align.rationale_template or DEFAULT_RATIONALE_TEMPLATE,
+        rationale_template=cfg.align.rationale_template or DEFAULT_RATIONALE_TEMPLATE, layout=layout(cfg),
     )
     save_model(model, tok, out / "adapter", merge=bool(cfg.model.lora.merge))
     atomic_write_json(out / "train_log.json", stats.pop("log_history"))

@@ -20,7 +20,15 @@ def with_rationale(cfg: DictConfig) -> bool:
     return cfg.rationale.name != "none" and position(cfg) != "none"
 
 
+def layout(cfg: DictConfig):
+    """How rendered prompts reach the model (prompts.layout: plain Table 8 text or the chat template)."""
+    from rationalign.training.chat import Layout
+
+    return Layout.from_cfg(cfg.prompts)
+
+
 def user_message(cfg: DictConfig, record: Record, rationale: bool | None = None) -> str:
+    """The writing assistant's rendered prompt for a record (Table 8 + Table 12 under prompts=paper)."""
     from rationalign.prompts import render_prompt
 
     rationale = with_rationale(cfg) if rationale is None else rationale

@@ -56,14 +56,19 @@ def _items(cfg, jc, preds: dict[str, dict[str, dict]]):
     if missing:
         raise ValueError(f"judge: {len(missing)} predicted id(s) are not in the test split "
                          f"(data.test), e.g. {sorted(missing)[:3]}")
+    from rationalign.prompts import choose_instruction
+
     by_task = defaultdict(list)
     for r in sorted(records, key=lambda r: r.id):
-        by_task[r.task].append(Item(r.id, r.task, r.instruction, r.source))
+        # The task as the writing assistants were given it (the spec's instruction without the request
+        # for an explanation, so systems with and without rationales are judged on the same task).
+        instruction = choose_instruction(cfg.task.specs[r.task], r.id, with_rationale=False, fallback=r.instruction)
+        by_task[r.task].append(Item(r.id, r.task, instruction, r.source))
     cap = jc.max_items
     return [it for items in by_task.values() for it in (items[:cap] if cap else items)]
 
 
-@register_stage("judge", config_keys=("judge", "data", "task.names", "evaluate.systems", "seed"),
+@register_stage("judge", config_keys=("judge", "data", "task.names", "task.specs", "evaluate.systems", "seed"),
                 upstream=judge_upstream, input_files=judge_inputs)
 def run_judge(ctx: Context, out: Path) -> dict:
     """Pairwise win rate (k shuffled judgements), rubric scores and rationale accuracy by an LLM judge."""

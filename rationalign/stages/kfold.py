@@ -17,7 +17,7 @@ from rationalign.data.splits import load_split, split_files
 from rationalign.distributed import main_then_broadcast
 from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage, seed_everything
-from rationalign.stages.common import cache_dir, user_message
+from rationalign.stages.common import cache_dir, layout, user_message
 
 log = logging.getLogger("rationalign")
 
@@ -41,7 +41,7 @@ def _train_and_sample(ctx: Context, fold_dir: Path, train: list[Record], held: l
     examples = [SFTExample(user_message(cfg, r, rationale=False), r.target) for r in train]
     model, tok = load_for_training(cfg.model, cache_dir(cfg))
     stats = train_sft(model, tok, examples, cfg.kfold.train, fold_dir, max_length=int(cfg.model.max_length),
-                      seed=int(cfg.seed), tracking=None, device=cfg.device)
+                      seed=int(cfg.seed), layout=layout(cfg), tracking=None, device=cfg.device)
     s = cfg.engine.sampling
 
     def sample():

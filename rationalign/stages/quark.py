@@ -23,7 +23,15 @@ from rationalign.distributed import main_then_broadcast
 from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.quark.control import merged
 from rationalign.stages.base import Context, register_stage, seed_everything
-from rationalign.stages.common import cache_dir, completion, device_of, position, user_message, with_rationale
+from rationalign.stages.common import (
+    cache_dir,
+    completion,
+    device_of,
+    layout,
+    position,
+    user_message,
+    with_rationale,
+)
 
 log = logging.getLogger("rationalign")
 
@@ -315,7 +323,8 @@ def run_quark(ctx: Context, out: Path) -> dict:
                     for x, b in zip(pool.rows, bins)]
         stats = train_quark(model, tok, examples, q.train, rdir, kl_coef=float(q.kl_coef),
                             entropy_coef=float(q.entropy_coef), max_length=int(cfg.model.max_length),
-                            seed=int(cfg.seed) + r, reference=reference, tracking=cfg.tracking, device=cfg.device,
+                            seed=int(cfg.seed) + r, reference=reference, layout=layout(cfg), tracking=cfg.tracking,
+                            device=cfg.device,
                             token_lr=None if q.token_lr is None else float(q.token_lr))
         atomic_write_json(rdir / "train_log.json", stats.pop("log_history"))
         meta = {"rewards": rewards_list, "active_rewards": active, "token_order": order, "n_bins": n_bins,

@@ -26,7 +26,9 @@ def _local_generator(cfg, rat: dict):
 
 @register_stage(
     "rationalize",
-    config_keys=("task.names", "data", "rationale", "seed"),
+    # The teacher's prompt (Fig. 3, Table 10) and, for rationale=local, its layout.
+    config_keys=("task.names", "task.specs", "data", "rationale", "prompts.teacher_template", "prompts.edits",
+                 "prompts.layout", "prompts.chat", "seed"),
     input_files=split_files,
 )
 def run_rationalize(ctx: Context, out: Path) -> dict:
@@ -38,7 +40,13 @@ def run_rationalize(ctx: Context, out: Path) -> dict:
     cfg = ctx.cfg
     rat = OmegaConf.to_container(cfg.rationale, resolve=True)
     records = [r for r in load_split(cfg, "labeled") if r.target is not None]
-    runtime = {"generator": _local_generator(cfg, rat)} if rat["name"] == "local" else {}
+    runtime = {}
+    if rat["name"] in ("teacher", "local"):
+        from rationalign.rationale.prompt import teacher_prompt
+
+        runtime["prompt"] = teacher_prompt(cfg.prompts, cfg.task)
+    if rat["name"] == "local":
+        runtime["generator"] = _local_generator(cfg, rat)
     try:
         source = build_source(source_options(rat), **runtime)
         edits = edits_for_records(records)

@@ -1,33 +1,79 @@
-"""Turn (user message, completion) into token ids the same way for training, scoring and generation.
+"""Turn (rendered prompt, completion) into token ids the same way for training, scoring and generation.
 
-Decoder-only models read one sequence: the chat-templated prompt followed by the completion.
-Encoder-decoder (T5-family) models have no chat template: the user message itself, ending in </s>
-as T5 was trained, is the encoder input, and the completion is the decoder's target.
+`Layout` (config `prompts.layout`) decides how a prompt rendered by `rationalign.prompts` reaches
+the model, for every consumer (SFT, K-fold, sampling, alignment, evaluation, reward model, local
+teacher, QUARK):
+
+- plain (default, the paper's Table 8): the rendered text as it is, for every model, preceded by the
+  tokenizer's BOS token when the tokenizer adds one by default (Llama 3 does, SmolLM2 does not);
+- chat: the tokenizer's chat template around it (system turn `prompts.chat.system`, then the
+  prompt as the user turn, then the assistant header), for instruct models.
+
+Encoder-decoder (T5-family) models read the rendered text itself as the encoder input, ending in
+</s> as T5 was trained, in either layout; the completion is the decoder's target.
 """
 
 from __future__ import annotations
 
-SYSTEM_PROMPT = "You are a writing assistant."
+from dataclasses import dataclass
+from typing import Any
+
+LAYOUTS = ("plain", "chat")
 
 
-def prompt_text(tokenizer, user_message: str, *, seq2seq: bool = False) -> str:
-    """The full prompt string up to where the assistant's answer starts (seq2seq: the encoder text)."""
-    if seq2seq:
-        return user_message
-    if getattr(tokenizer, "chat_template", None):
-        msgs = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_message}]
+@dataclass(frozen=True)
+class Layout:
+    name: str = "plain"
+    system: str | None = None  # chat only: the system turn (None: no system message)
+
+    def __post_init__(self) -> None:
+        if self.name not in LAYOUTS:
+            raise ValueError(f"prompts.layout={self.name!r}: expected one of {', '.join(LAYOUTS)}")
+
+    @classmethod
+    def from_cfg(cls, prompts_cfg: Any) -> Layout:
+        from rationalign.prompts import cfg_get
+
+        chat = cfg_get(prompts_cfg, "chat") or {}
+        system = cfg_get(chat, "system")
+        return cls(str(cfg_get(prompts_cfg, "layout", "plain")), str(system) if system else None)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "system": self.system}
+
+    def text(self, tokenizer, prompt: str, *, seq2seq: bool = False) -> str:
+        """The full model input up to where the answer starts (seq2seq: the encoder text)."""
+        if seq2seq:
+            return prompt
+        if self.name == "plain":
+            return _bos(tokenizer) + prompt
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("prompts.layout=chat: this tokenizer has no chat template; use prompts.layout=plain")
+        msgs = ([{"role": "system", "content": self.system}] if self.system else []) + [
+            {"role": "user", "content": prompt}]
         return tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    # Base models without a chat template: a plain instruction layout.
-    return f"{user_message}\n\n### Response:\n"
 
 
-def prompt_ids(tokenizer, user_message: str, *, seq2seq: bool = False) -> list[int]:
+def _bos(tokenizer) -> str:
+    """The BOS token as text when the tokenizer puts it in front of every text by default."""
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if bos_id is None or not getattr(tokenizer, "bos_token", None):
+        return ""
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return tokenizer.bos_token if ids and ids[0] == bos_id else ""
+
+
+def prompt_text(tokenizer, prompt: str, *, layout: Layout, seq2seq: bool = False) -> str:
+    return layout.text(tokenizer, prompt, seq2seq=seq2seq)
+
+
+def prompt_ids(tokenizer, prompt: str, *, layout: Layout, seq2seq: bool = False) -> list[int]:
     """The token ids a model reads before its answer: what training puts before the completion, what
     every generation engine (hf, vllm) is given as-is, so no engine renders or tokenises on its own
     (no second BOS, no other template). seq2seq: the encoder input, ending in one </s>."""
     if seq2seq:
-        return encoder_ids(tokenizer, prompt_text(tokenizer, user_message, seq2seq=True), 1 << 30)
-    return tokenizer(prompt_text(tokenizer, user_message), add_special_tokens=False)["input_ids"]
+        return encoder_ids(tokenizer, layout.text(tokenizer, prompt, seq2seq=True), 1 << 30)
+    return tokenizer(layout.text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
 
 
 def encoder_ids(tokenizer, text: str, max_length: int) -> list[int]:
@@ -39,7 +85,7 @@ def encoder_ids(tokenizer, text: str, max_length: int) -> list[int]:
     return (ids[len(ids) - keep:] if keep else []) + [tokenizer.eos_token_id]
 
 
-def encode_pair(tokenizer, user_message: str, completion: str, max_length: int, *,
+def encode_pair(tokenizer, prompt: str, completion: str, max_length: int, *, layout: Layout,
                 seq2seq: bool = False) -> tuple[list[int], list[int]]:
     """(prompt_ids, completion_ids); the completion ends with eos so the model learns to stop.
 
@@ -51,8 +97,8 @@ def encode_pair(tokenizer, user_message: str, completion: str, max_length: int, 
     if len(c) >= max_length:
         c = c[: max_length - 1]
     if seq2seq:
-        return encoder_ids(tokenizer, prompt_text(tokenizer, user_message, seq2seq=True), max_length), c
-    p = prompt_ids(tokenizer, user_message)
+        return encoder_ids(tokenizer, layout.text(tokenizer, prompt, seq2seq=True), max_length), c
+    p = prompt_ids(tokenizer, prompt, layout=layout)
     room = max_length - len(c)
     if len(p) > room:
         p = p[len(p) - room:]

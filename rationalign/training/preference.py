@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from rationalign.losses import LOSSES, PreferenceLogps, loss_hparams
-from rationalign.training.chat import encode_pair
+from rationalign.training.chat import Layout, encode_pair
 from rationalign.training.logps import collate_completion, is_seq2seq, sequence_logps
 from rationalign.training.pairs_io import PrefPair
 from rationalign.training.sft import EncodedDataset
@@ -50,7 +50,8 @@ REWARD_MARGIN_LOSSES = frozenset({"mpo"})
 # ------------------------------------------------------------------------------------------ encoding
 def encode_preference(pairs: Sequence[PrefPair], tokenizer, user_messages: Sequence[str], max_length: int, *,
                       with_rationale: bool = False, with_rewards: bool = False,
-                      rationale_template: str = DEFAULT_RATIONALE_TEMPLATE, seq2seq: bool = False) -> EncodedDataset:
+                      rationale_template: str = DEFAULT_RATIONALE_TEMPLATE, layout: Layout,
+                      seq2seq: bool = False) -> EncodedDataset:
     """Token ids per pair: (prompt, chosen), (prompt, rejected) and optionally (rationale prompt, r).
     seq2seq: each prompt is an encoder input and each completion a decoder target (chat.encode_pair)."""
     if len(user_messages) != len(pairs):
@@ -58,13 +59,16 @@ def encode_preference(pairs: Sequence[PrefPair], tokenizer, user_messages: Seque
     rows = []
     for p, msg in zip(pairs, user_messages):
         row: dict[str, Any] = {}
-        row["c_prompt"], row["c_ids"] = encode_pair(tokenizer, msg, p.chosen, max_length, seq2seq=seq2seq)
-        row["r_prompt"], row["r_ids"] = encode_pair(tokenizer, msg, p.rejected, max_length, seq2seq=seq2seq)
+        row["c_prompt"], row["c_ids"] = encode_pair(tokenizer, msg, p.chosen, max_length, layout=layout,
+                                                     seq2seq=seq2seq)
+        row["r_prompt"], row["r_ids"] = encode_pair(tokenizer, msg, p.rejected, max_length, layout=layout,
+                                                     seq2seq=seq2seq)
         if with_rationale:
             if not p.rationale:
                 raise ValueError(f"pair {p.id}: field 'rationale' is missing (the loss has a rationale term)")
             rmsg = p.rationale_prompt or rationale_template.format(prompt=msg, chosen=p.chosen, rejected=p.rejected)
-            row["x_prompt"], row["x_ids"] = encode_pair(tokenizer, rmsg, p.rationale, max_length, seq2seq=seq2seq)
+            row["x_prompt"], row["x_ids"] = encode_pair(tokenizer, rmsg, p.rationale, max_length, layout=layout,
+                                                         seq2seq=seq2seq)
         if with_rewards:
             if p.chosen_reward is None or p.rejected_reward is None:
                 raise ValueError(f"pair {p.id}: fields 'chosen_reward'/'rejected_reward' are missing (MPO needs them)")
@@ -255,12 +259,13 @@ def build_preference_trainer(model, tokenizer, dataset: EncodedDataset, setup: P
 def train_preference(model, tokenizer, pairs: Sequence[PrefPair], user_messages: Sequence[str], loss_cfg: Any,
                      train_cfg: Any, out_dir: Path, *, max_length: int, seed: int, tracking: Any = None,
                      device: str = "auto", reference_cache: str | Path | None = None, model_identity: Any = None,
-                     reference_mode: str = "init", rationale_template: str = DEFAULT_RATIONALE_TEMPLATE) -> dict:
+                     reference_mode: str = "init", rationale_template: str = DEFAULT_RATIONALE_TEMPLATE,
+                     layout: Layout) -> dict:
     """Train in place (adapters when the model is a PeftModel); returns loss statistics."""
     setup = setup_for(loss_cfg)
     ds = encode_preference(pairs, tokenizer, user_messages, max_length, with_rationale=setup.with_rationale,
                            with_rewards=setup.with_rewards, rationale_template=rationale_template,
-                           seq2seq=is_seq2seq(model))
+                           layout=layout, seq2seq=is_seq2seq(model))
     if setup.needs_reference:
         from rationalign.distributed import main_then_broadcast
         from rationalign.models import move_to

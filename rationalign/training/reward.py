@@ -1,15 +1,15 @@
 """Reward model: a 1-logit sequence-classification head (+ LoRA) trained with Bradley-Terry.
 
-The RM reads the paper's Table 7 template (``prompts.render_rm``: task instruction, source and the
-*suggestion only*) as a user message through the chat template; the score is the head's logit at
-the last non-pad token. Chosen and rejected go through one forward (rows [0, B) and [B, 2B)).
+The RM reads the paper's Table 7 template (``prompts.render_rm``: the task's Table 11 instruction, the
+source and the *suggestion only*), laid out as ``prompts.layout`` says (plain text, the paper's way, or
+the chat template); the score is the head's logit at the last non-pad token. Chosen and rejected go through one forward (rows [0, B) and [B, 2B)).
 
-Encoder-decoder (T5) RMs read the same user message without a chat template, ending in </s>; the
+Encoder-decoder (T5) RMs read the same rendered text, ending in </s>; the
 model is T5ForSequenceClassification, whose score is a head on the decoder's last state (at that </s>;
 the decoder reads the shifted input), so batches, loss and scoring code are shared with decoder-only RMs.
 
-``RewardScorer`` loads a saved RM directory (``reward_model.json`` records the base model config and
-the templates, so scoring renders exactly what training saw) and scores (task, instruction, source,
+``RewardScorer`` loads a saved RM directory (``reward_model.json`` records the base model config,
+the templates and the layout, so scoring renders exactly what training saw) and scores (task, instruction, source,
 suggestion) items in batches without gradients.
 """
 
@@ -19,14 +19,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rationalign.losses import REWARD_LOSSES
-from rationalign.training.chat import encoder_ids, prompt_text
+from rationalign.training.chat import Layout, encoder_ids
 from rationalign.training.logps import is_seq2seq, pad_batch
 from rationalign.training.pairs_io import RMPair
 from rationalign.training.sft import EncodedDataset
@@ -39,10 +39,12 @@ META_FILE = "reward_model.json"
 
 @dataclass
 class RMTemplate:
-    """What turns (task, source, suggestion) into the RM's text: Table 7 template + per-task instructions."""
+    """What turns (task, source, suggestion) into the RM's text: Table 7 template + per-task Table 11
+    instructions, and the layout that puts it before the model."""
 
     rm_template: str
     rm_instructions: dict[str, str]
+    layout: Layout = field(default_factory=Layout)
 
     def user_message(self, task: str | None, instruction: str, source: str | None, suggestion: str,
                      prompt: str | None = None) -> str:
@@ -61,15 +63,16 @@ class RMTemplate:
 
         specs = cfg_get(task_cfg, "specs") or {}
         return cls(rm_template=str(cfg_get(prompts_cfg, "rm_template")),
-                   rm_instructions={str(k): str(cfg_get(v, "rm_instruction") or "") for k, v in specs.items()})
+                   rm_instructions={str(k): str(cfg_get(v, "rm_instruction") or "") for k, v in specs.items()},
+                   layout=Layout.from_cfg(prompts_cfg))
 
 
-def encode_rm_text(tokenizer, message: str, max_length: int, *, seq2seq: bool = False) -> list[int]:
-    """Chat-templated user message; over-long inputs lose their *start*, because the suggestion and
-    the scoring position are at the end. seq2seq: the plain message ending in one </s> (the pooled token)."""
+def encode_rm_text(tokenizer, message: str, max_length: int, *, layout: Layout, seq2seq: bool = False) -> list[int]:
+    """The laid-out RM text; over-long inputs lose their *start*, because the suggestion and the
+    scoring position are at the end. seq2seq: the text ending in one </s> (the pooled token)."""
     if seq2seq:
-        return encoder_ids(tokenizer, prompt_text(tokenizer, message, seq2seq=True), max_length)
-    ids = tokenizer(prompt_text(tokenizer, message), add_special_tokens=False)["input_ids"]
+        return encoder_ids(tokenizer, layout.text(tokenizer, message, seq2seq=True), max_length)
+    ids = tokenizer(layout.text(tokenizer, message), add_special_tokens=False)["input_ids"]
     return ids[-max_length:]
 
 
@@ -78,9 +81,9 @@ def encode_rm_pairs(pairs: Sequence[RMPair], tokenizer, template: RMTemplate, ma
     rows = []
     for p in pairs:
         c = encode_rm_text(tokenizer, template.user_message(p.task, p.instruction, p.source, p.chosen, p.prompt),
-                           max_length, seq2seq=seq2seq)
+                           max_length, layout=template.layout, seq2seq=seq2seq)
         r = encode_rm_text(tokenizer, template.user_message(p.task, p.instruction, p.source, p.rejected, p.prompt),
-                           max_length, seq2seq=seq2seq)
+                           max_length, layout=template.layout, seq2seq=seq2seq)
         # input_ids only feeds the length-grouped sampler (the longer of the two sequences).
         rows.append({"chosen_ids": c, "rejected_ids": r, "input_ids": c if len(c) >= len(r) else r})
     return EncodedDataset(rows)
@@ -194,6 +197,7 @@ def write_meta(rm_dir: Path, model_cfg: Any, template: RMTemplate, adapters: dic
     atomic_write_json(rm_dir / META_FILE, {
         "model": mc, "adapters": adapters, "max_length": max_length,
         "rm_template": template.rm_template, "rm_instructions": template.rm_instructions,
+        "layout": template.layout.to_dict(),
     })
 
 
@@ -217,7 +221,9 @@ class RewardScorer:
             raise FileNotFoundError(f"{meta_path}: not a reward-model directory (no {META_FILE})")
         meta = json.loads(meta_path.read_text())
         adapters: dict[str, str] = meta["adapters"]
-        template = RMTemplate(meta["rm_template"], meta["rm_instructions"])
+        # RM dirs written before layouts existed were trained through the chat template.
+        lay = meta.get("layout") or {"name": "chat", "system": "You are a writing assistant."}
+        template = RMTemplate(meta["rm_template"], meta["rm_instructions"], Layout(lay["name"], lay.get("system")))
         first = next(iter(adapters.values()))
         if len(adapters) == 1:
             model, tok = load_trained(meta["model"], rm_dir / first, cache_dir, head="score")
@@ -247,7 +253,7 @@ class RewardScorer:
         """items: (task, instruction, source, suggestion) -> one scalar reward each, in input order."""
         s2s = is_seq2seq(self.model)
         encoded = [encode_rm_text(self.tokenizer, self.template.user_message(t, ins, src, sug), self.max_length,
-                                  seq2seq=s2s)
+                                  layout=self.template.layout, seq2seq=s2s)
                    for t, ins, src, sug in items]
         groups: dict[str, list[int]] = {}
         for i, (task, *_rest) in enumerate(items):

@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from rationalign.training.chat import encode_pair
+from rationalign.training.chat import Layout, encode_pair
 from rationalign.training.logps import collate_completion, is_seq2seq, sft_loss_from_batch
 from rationalign.training.trainer import LossTrainer, fit, training_arguments
 
 
 @dataclass
 class SFTExample:
-    prompt: str      # the user message (rendered instruction prompt)
+    prompt: str      # the rendered prompt (rationalign.prompts.render_prompt)
     completion: str  # what the model should answer
 
 
@@ -30,10 +30,11 @@ class EncodedDataset(torch.utils.data.Dataset):
         return self.rows[i]
 
 
-def encode_sft(examples: list[SFTExample], tokenizer, max_length: int, *, seq2seq: bool = False) -> EncodedDataset:
+def encode_sft(examples: list[SFTExample], tokenizer, max_length: int, *, layout: Layout,
+               seq2seq: bool = False) -> EncodedDataset:
     rows = []
     for ex in examples:
-        p, c = encode_pair(tokenizer, ex.prompt, ex.completion, max_length, seq2seq=seq2seq)
+        p, c = encode_pair(tokenizer, ex.prompt, ex.completion, max_length, layout=layout, seq2seq=seq2seq)
         rows.append({"prompt_ids": p, "completion_ids": c, "input_ids": p + c})
     return EncodedDataset(rows)
 
@@ -44,10 +45,10 @@ def _sft_loss(model, inputs, num_items_in_batch):
 
 
 def train_sft(model, tokenizer, examples: list[SFTExample], train_cfg: Any, out_dir: Path, *,
-              max_length: int, seed: int, tracking: Any = None, device: str = "auto") -> dict:
+              max_length: int, seed: int, layout: Layout, tracking: Any = None, device: str = "auto") -> dict:
     """Train in place (adapters when the model is a PeftModel); returns loss statistics."""
     s2s = is_seq2seq(model)  # T5: prompt -> encoder, completion -> decoder labels
-    ds = encode_sft(examples, tokenizer, max_length, seq2seq=s2s)
+    ds = encode_sft(examples, tokenizer, max_length, layout=layout, seq2seq=s2s)
     args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
     trainer = LossTrainer(
         model=model, args=args, train_dataset=ds, processing_class=tokenizer,
