@@ -67,6 +67,12 @@ def validate(cfg: DictConfig) -> None:
                 configured_specs(cfg, name)
             except (ValueError, FileNotFoundError, KeyError) as e:
                 raise ConfigError(str(e)) from None
+    from rationalign.prompts import PromptConfigError, validate_prompts
+
+    try:
+        validate_prompts(cfg.prompts)  # layout and template placeholders, before any model loads
+    except PromptConfigError as e:
+        raise ConfigError(str(e)) from None
     if cfg.model.source == "hf" and not cfg.model.path:
         raise ConfigError("model.path: required when model.source=hf (a hub id or a local directory)")
     rat = OmegaConf.to_container(cfg.rationale, resolve=True)
@@ -102,7 +108,7 @@ def source_options(rationale: dict) -> dict:
 
 
 def run(cfg: DictConfig) -> dict:
-    from rationalign.stages.base import Context, run_stage
+    from rationalign.stages.base import STAGES, Context, run_stage
     from rationalign.tracking import start_tracking
 
     import_components()
@@ -117,7 +123,8 @@ def run(cfg: DictConfig) -> dict:
     report = manifest.get("report")
     if report and Path(report).exists():  # also on a rerun that skipped every stage
         print(Path(report).read_text())
-    print(f"[rationalign] stage {cfg.stage.name} -> {ctx.stage_dir(cfg.stage.name)}")
+    if STAGES.get(cfg.stage.name).artifacts:
+        print(f"[rationalign] stage {cfg.stage.name} -> {ctx.stage_dir(cfg.stage.name)}")
     return manifest
 
 

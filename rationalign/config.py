@@ -248,6 +248,14 @@ class QuarkParams:
 
 
 @dataclass
+class ShowPromptsParams:
+    """stage=show_prompts: which records it prints (it trains and writes nothing)."""
+
+    split: str = "labeled"  # labeled | test: records with a gold revision (the SFT target, RM and teacher inputs)
+    records_per_task: int = 1
+
+
+@dataclass
 class TrackingConfig:
     backend: str = "none"  # none | wandb
     mode: str = "offline"  # wandb: offline unless the user opts in
@@ -292,6 +300,7 @@ class RootConfig:
     align: AlignParams = field(default_factory=AlignParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     quark: QuarkParams = field(default_factory=QuarkParams)
+    show_prompts: ShowPromptsParams = field(default_factory=ShowPromptsParams)
     # Checked by their own dataclasses at stage start (rationalign.pair_rationale.config,
     # rationalign.judge.config): stage=pair_rationales and stage=judge.
     pair_rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})

@@ -42,6 +42,10 @@ TEMPLATE_FIELDS = {
     "rm_template": ("instruction", "source", "response"),
     "teacher_template": ("instruction", "source", "target", "edits"),
 }
+# What a template may not leave out (the rest of its placeholders is optional: e.g. an RM template
+# without the instruction).
+REQUIRED_FIELDS = {"instruction_template": ("source",), "rm_template": ("response",),
+                   "teacher_template": ("source", "target"), "chat.user_template": ("source",)}
 CHAT_USER_FIELDS = ("instruction", "source")
 EDIT_LINE_FIELDS = ("n", "source", "target", "type")
 _DEFAULT_EDITS = {"line": '{n}. "{source}" -> "{target}"', "none": "(no edits)"}
@@ -79,17 +83,21 @@ def template_fields(template: str) -> set[str]:
     return {f for _, f, _, _ in Formatter().parse(template) if f}
 
 
-def _check_fields(template: Any, key: str, expected: Iterable[str], subset: bool = False) -> None:
+def _check_fields(template: Any, key: str, allowed: Iterable[str]) -> None:
     if not isinstance(template, str):
         raise PromptConfigError(f"prompts.{key}: must be a string")
     fields = template_fields(template)
-    ok = fields <= set(expected) if subset else fields == set(expected)
-    if not ok:
-        raise PromptConfigError(f"prompts.{key}: placeholders {sorted(fields)} != expected {sorted(expected)}")
+    unknown = sorted(fields - set(allowed))
+    missing = sorted(set(REQUIRED_FIELDS.get(key, ())) - fields)
+    if unknown or missing:
+        raise PromptConfigError(f"prompts.{key}: placeholders {sorted(fields)}: "
+                                + (f"unknown {unknown} " if unknown else "") + (f"missing {missing} " if missing else "")
+                                + f"(allowed: {sorted(allowed)})")
 
 
 def validate_prompts(prompts_cfg: Any) -> None:
-    """The layout is known and every template uses exactly its documented placeholders."""
+    """The layout is known and every template uses only its documented placeholders, the essential ones
+    included (REQUIRED_FIELDS)."""
     from rationalign.training.chat import LAYOUTS
 
     layout = cfg_get(prompts_cfg, "layout", "plain")
@@ -100,7 +108,7 @@ def validate_prompts(prompts_cfg: Any) -> None:
     if layout == "chat":
         user = require(cfg_get(prompts_cfg, "chat") or {}, "user_template", "prompts.chat")
         _check_fields(user, "chat.user_template", CHAT_USER_FIELDS)
-    _check_fields(_edits_cfg(prompts_cfg)["line"], "edits.line", EDIT_LINE_FIELDS, subset=True)
+    _check_fields(_edits_cfg(prompts_cfg)["line"], "edits.line", EDIT_LINE_FIELDS)
     _response_cfg(prompts_cfg)
 
 

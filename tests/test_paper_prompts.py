@@ -228,3 +228,12 @@ def test_every_model_input_goes_through_the_layout(prompts, tok, layout_name):
     assert rm_text == TABLE11["gec"] + "\n### Input:\nShe go .\n### Hypothesis:\nShe goes ."
     assert encode_rm_text(tok, rm_text, 4096, layout=layout) == tok(layout.text(tok, rm_text),
                                                                     add_special_tokens=False)["input_ids"]
+
+
+def test_bad_layout_fails_validation_in_one_line():
+    from rationalign.cli import ConfigError, compose, import_components, validate
+
+    import_components()
+    with pytest.raises(ConfigError, match=r"^prompts.layout=sideways: expected one of plain, chat$"):
+        validate(compose(["prompts.layout=sideways"]))
+    validate(compose(["prompts.layout=chat"]))

@@ -320,3 +320,11 @@ def test_parse_never_raises(prompts, junk, position):
 def test_parse_bad_config_reports():
     parsed = parse_response(SUG, "after", {"response": {"rationale_marker": " "}})
     assert not parsed.ok and "bad response config" in parsed.reason
+
+
+def test_validate_prompts_allows_dropping_optional_placeholders(prompts):
+    validate_prompts(OmegaConf.merge(prompts, {"rm_template": "{source} => {response}"}))
+    with pytest.raises(PromptConfigError, match=r"prompts.rm_template: .*unknown \['hypothesis'\]"):
+        validate_prompts(OmegaConf.merge(prompts, {"rm_template": "{source} {hypothesis} {response}"}))
+    with pytest.raises(PromptConfigError, match=r"prompts.teacher_template: .*missing \['target'\]"):
+        validate_prompts(OmegaConf.merge(prompts, {"teacher_template": "{source} {edits}"}))

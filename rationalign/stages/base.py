@@ -45,6 +45,8 @@ class Stage:
     # Trains (the Trainer's all-reduce needs every rank under accelerate launch); other stages run on
     # rank 0 alone there (rationalign.distributed).
     collective: bool = False
+    # False: a read-only stage (show_prompts) that gets out=None and writes no dir and no manifest.
+    artifacts: bool = True
 
     def upstream_of(self, cfg: DictConfig) -> tuple[str, ...]:
         return self.upstream(cfg) if callable(self.upstream) else tuple(self.upstream)
@@ -149,6 +151,8 @@ def run_stage(ctx: Context, name: str) -> dict:
     from rationalign import distributed as dist
 
     stage = STAGES.get(name)
+    if not stage.artifacts:
+        return stage.run(ctx, None) or {}
     out = ctx.stage_dir(name)
     dist.barrier()  # every rank looks at the same manifests
     if ctx.is_done(name):
