@@ -77,6 +77,15 @@ def write_report(out_dir: Path, name: str, results: dict[str, dict[str, dict]], 
     return md
 
 
+def m2_tokenization_line(tk: dict) -> str:
+    """How a CoNLL-style M2 column was read and scored (rationalign.tokenization)."""
+    seen = f"detokenised ({tk['detokenize']})" if tk["detokenize"] != "none" else "tokenised as in the M2 file"
+    if tk["retokenize"] == "none":
+        return f"the model read {seen} text; its suggestions were scored as written."
+    keep = ", words it left unchanged keeping the gold's tokens" if tk.get("keep_source_tokens") else ""
+    return f"the model read {seen} text; its suggestions were retokenised ({tk['retokenize']}{keep})."
+
+
 def analyses_markdown(extra: dict) -> str:
     out = []
     if extra.get("systems"):
@@ -87,6 +96,8 @@ def analyses_markdown(extra: dict) -> str:
                 f"- inputs compared: {rm['inputs']} (ties dropped: {rm['ties']})",
                 f"- share where metric(s_w) > metric(s_l): {_pct(rm.get('agreement'))}",
                 f"- Pearson(reward, metric) over {rm['points']} suggestions: {_num(rm.get('pearson'))}", ""]
+    for col, tk in (extra.get("m2_tokenization") or {}).items():
+        out += [f"{col} (M2 scoring): {m2_tokenization_line(tk)}", ""]
     ed = extra.get("edits")
     if ed:
         out += ["### Edits proposed and their precision (paper Fig. 7 right)", "",

@@ -22,7 +22,10 @@ def sentence_score(spec: Any, record: Record, prediction: str) -> float:
     if not record.gold and not gold_m2:
         raise ValueError(f"record {record.id}: no gold revision to score against")
     if metric == "m2" and gold_m2:
+        from rationalign.tokenization import m2_hypothesis
+
         refs = gold_m2
+        prediction = m2_hypothesis(record.meta, prediction)  # tokenised like the gold M2
     if metric == "formality":  # a classifier, not a gold comparison: rank by BLEU to the gold instead
         metric = "bleu"
     if metric == "bleu":

@@ -70,7 +70,8 @@ A 0 0|||Trans|||Well ,|||REQUIRED|||-NONE-|||1
 
 
 def test_m2_edits_offsets_none_alternatives_noop(tmp_path):
-    res = read_m2(write(tmp_path, "t.m2", M2_TEXT))
+    # detokenize/retokenize none: the M2 file's tokens as they are
+    res = read_m2(write(tmp_path, "t.m2", M2_TEXT), detokenize="none", retokenize="none")
     assert [r.source for r in res] == ["He go to school yesterday .", "This is fine .", "I like a apples ."]
     r0, r1, r2 = res.records
     # 'go'->'went', 'school'->'the school' (first of '||'), 'yesterday'-> deleted: offsets shift.
@@ -79,6 +80,12 @@ def test_m2_edits_offsets_none_alternatives_noop(tmp_path):
     assert r1.references == ["This is fine .", "This is fine ."]  # noop / untouched annotator
     # annotator 0 never edits block 3 but still gets a reference: annotators come from the file
     assert r2.references == ["I like a apples .", "Well , I like apples ."]
+    # the default: natural text for the model (the gold M2 stays tokenised for the scorer)
+    d0, _, d2 = read_m2(write(tmp_path, "t.m2", M2_TEXT)).records
+    assert d0.source == "He go to school yesterday." and d0.references[0] == "He went to the school."
+    assert d2.references == ["I like a apples.", "Well, I like apples."]
+    assert d0.meta["m2_tokenization"] == {"detokenize": "moses", "retokenize": "nltk", "keep_source_tokens": True,
+                                          "source_tokens": "He go to school yesterday ."}
     assert r0.meta["m2"].splitlines()[0] == "S He go to school yesterday ."
     assert len(r0.meta["m2"].splitlines()) == 5 and r0.meta["line"] == 1 and r2.meta["line"] == 10
     assert r0.task == "gec" and r0.instruction == DEFAULT_INSTRUCTIONS["gec"]

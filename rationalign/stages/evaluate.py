@@ -129,11 +129,15 @@ def score_column(metric_names: list[str], recs: list[Record], preds: list[str]) 
         if m == "formality":
             cell["formality"] = float(get_metric("formality")(None, preds)["score"])
             continue
+        hyps = preds
         if m == "m2" and all(r.meta.get("m2") for r in recs):
+            from rationalign.tokenization import m2_hypothesis
+
             refs: Any = "\n\n".join(r.meta["m2"].strip() for r in recs) + "\n"
+            hyps = [m2_hypothesis(r.meta, p) for r, p in zip(recs, preds)]  # tokenised like the gold
         else:
             refs = [r.gold for r in recs]
-        res = get_metric(m)([r.source for r in recs], preds, refs)
+        res = get_metric(m)([r.source for r in recs], hyps, refs)
         if i == 0:
             cell["score"] = float(res["score"])
             cell["metric"] = m
@@ -142,6 +146,18 @@ def score_column(metric_names: list[str], recs: list[Record], preds: list[str]) 
         else:
             cell[m] = float(res["score"])
     return cell
+
+
+def m2_tokenization(cfg, records: list[Record]) -> dict[str, dict]:
+    """Per report column read from M2: how the model's input was detokenised and its output
+    retokenised before M2 scoring (the M2 reader's options, rationalign.tokenization)."""
+    out: dict[str, dict] = {}
+    for r in records:
+        tk = (r.meta or {}).get("m2_tokenization")
+        if tk:
+            out.setdefault(column_of(cfg.task.specs[r.task], r),
+                           {k: v for k, v in tk.items() if k != "source_tokens"})
+    return out
 
 
 def score_system(cfg, records: list[Record], preds: dict[str, list[dict]]) -> dict[str, dict]:
@@ -238,6 +254,9 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
         all_preds[system] = preds
         results[system] = score_system(cfg, records, preds)
     extra: dict[str, Any] = {"systems": {s: describe_system(cfg, s) for s in cfg.evaluate.systems}}
+    tokenization = m2_tokenization(cfg, records)
+    if tokenization:
+        extra["m2_tokenization"] = tokenization
     if cfg.evaluate.analyses:
         extra["edits"] = edit_analysis(records, all_preds)
         if "reward" in evaluate_upstream(cfg):

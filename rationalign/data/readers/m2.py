@@ -4,6 +4,11 @@ A block is one `S` line (tokenised source) and zero or more `A` lines:
   A start end|||type|||corr1||corr2|||REQUIRED|||-NONE-|||annotator
 Each annotator's edits applied give one reference; annotator 0 (the lowest id) gives the target.
 The raw block stays in meta["m2"] because the M2 scorer needs the gold edits, not the references.
+
+Source, target and references are detokenised (`detokenize`, default moses) so the model reads and
+writes natural text, as GEC papers evaluate CoNLL-2014; meta["m2_tokenization"] tells the scorer to
+tokenise a suggestion like the gold (`retokenize`, default nltk; `keep_source_tokens`) before M2
+scoring (rationalign.tokenization). `detokenize: none, retokenize: none` keeps the tokenised text.
 """
 
 from __future__ import annotations
@@ -109,11 +114,16 @@ def apply_edits(tokens: list[str], edits: list[M2Edit], where: str = "<m2>") -> 
 
 
 def read_m2(path: str | Path, task: str = "gec", instruction: str | None = None, *,
-            annotators: list[int] | None = None, id_prefix: str | None = None) -> LoadResult:
+            annotators: list[int] | None = None, id_prefix: str | None = None, detokenize: str = "moses",
+            retokenize: str = "nltk", keep_source_tokens: bool = True) -> LoadResult:
     """One record per block. `annotators` defaults to every id seen anywhere in the file, so a
     sentence one annotator left untouched still gets that annotator's (unchanged) reference."""
+    from rationalign import tokenization
+
     path = Path(path)
     check_task(task, str(path))
+    tokenization.check_methods(detokenize, retokenize, str(path))
+    tk = {"detokenize": detokenize, "retokenize": retokenize, "keep_source_tokens": bool(keep_source_tokens)}
     blocks = parse_m2(path)
     if annotators is None:
         annotators = sorted({e.annotator for b in blocks for e in b.edits}) or [0]
@@ -122,11 +132,13 @@ def read_m2(path: str | Path, task: str = "gec", instruction: str | None = None,
     for i, b in enumerate(blocks):
         refs = []
         for a in annotators:
-            refs.append(" ".join(apply_edits(b.source, [e for e in b.edits if e.annotator == a], str(path))))
+            tokens = apply_edits(b.source, [e for e in b.edits if e.annotator == a], str(path))
+            refs.append(tokenization.detokenize(tokens, detokenize))
         records.append(Record(
             id=f"{prefix}-{i:05d}", task=task, instruction=instruction_for(task, instruction),
-            source=" ".join(b.source), target=refs[0], references=refs,
+            source=tokenization.detokenize(b.source, detokenize), target=refs[0], references=refs,
             meta={"origin": str(path), "line": b.line, "m2": b.text, "annotators": list(annotators),
-                  "tokenized": True},
+                  "tokenized": detokenize == "none",
+                  "m2_tokenization": {**tk, "source_tokens": " ".join(b.source)}},
         ))
     return LoadResult(records)
