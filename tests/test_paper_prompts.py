@@ -237,3 +237,10 @@ def test_bad_layout_fails_validation_in_one_line():
     with pytest.raises(ConfigError, match=r"^prompts.layout=sideways: expected one of plain, chat$"):
         validate(compose(["prompts.layout=sideways"]))
     validate(compose(["prompts.layout=chat"]))
+
+
+def test_only_the_layout_applies_chat_templates():
+    """No consumer lays prompts out on its own: apply_chat_template lives in training/chat.py only."""
+    pkg = CONF.parent / "rationalign"
+    users = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*.py") if "apply_chat_template" in p.read_text())
+    assert users == ["training/chat.py"]
