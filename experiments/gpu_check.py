@@ -81,6 +81,7 @@ def warm_start(model_dir: Path, out: Path, *, smoke: bool) -> Path:
     from rationalign.data.splits import load_split
     from rationalign.models import load_base_model
     from rationalign.stages.common import user_message
+    from rationalign.training.chat import Layout
     from rationalign.training.sft import SFTExample, train_sft
 
     if (out / "config.json").exists():
@@ -92,7 +93,7 @@ def warm_start(model_dir: Path, out: Path, *, smoke: bool) -> Path:
                                           logging_steps=10))
     t0 = time.time()
     stats = train_sft(model, tok, examples, tc, out.parent / "warm_start_run", max_length=256, seed=0,
-                      device="cpu" if smoke else "cuda")
+                      layout=Layout.from_cfg(cfg.prompts), device="cpu" if smoke else "cuda")
     model.to(torch.float32 if smoke else torch.bfloat16).save_pretrained(out)
     tok.save_pretrained(out)
     print(f"warm start: {len(examples)} examples, loss {stats['loss_first']} -> {stats['loss_last']}, "
