@@ -146,6 +146,9 @@ def main(cfg: DictConfig) -> None:
 
 def entrypoint() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from rationalign.distributed import relaunch_cpu_processes
+
+    relaunch_cpu_processes(sys.argv[1:])
     main()
 
 

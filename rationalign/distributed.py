@@ -53,6 +53,48 @@ def check_launch() -> None:
                                "instead; on CPU use conf/accelerate/cpu.yaml (DDP over gloo), see docs/distributed.md")
 
 
+def cpu_launch_processes() -> int:
+    """N when this process is the lone child of `accelerate launch --cpu --num_processes N` (N > 1), else 1.
+
+    accelerate (<= 1.15) starts N CPU processes only under MPI (--mpirun_hostfile); without it the
+    simple launcher runs the script once, and the user's --num_processes is lost. We read the
+    launcher's own command line (our parent) with accelerate's own parser to recover N."""
+    from accelerate.utils import parse_flag_from_env
+
+    if "WORLD_SIZE" in os.environ or not parse_flag_from_env("ACCELERATE_USE_CPU"):
+        return 1
+    try:
+        argv = [a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:  # no /proc (macOS): nothing to recover
+        return 1
+    if "launch" not in argv or not any(Path(a).name.startswith("accelerate") for a in argv[: argv.index("launch")]):
+        return 1
+    from accelerate.commands.launch import launch_command_parser
+
+    try:
+        args = launch_command_parser().parse_args(argv[argv.index("launch") + 1:])
+    except SystemExit:
+        return 1
+    if not args.cpu or args.mpirun_hostfile or not args.num_processes or args.num_processes < 2:
+        return 1
+    return int(args.num_processes)
+
+
+def relaunch_cpu_processes(argv: list[str]) -> None:
+    """Restart `-m rationalign <argv>` as N gloo processes through torch.distributed.run (what
+    accelerate's own multi-process launcher uses) when accelerate's --cpu launcher started only one."""
+    n = cpu_launch_processes()
+    if n < 2:
+        return
+    import sys
+
+    print(f"[rationalign] accelerate launch --cpu started 1 process without MPI; starting {n} with "
+          "torch.distributed.run (gloo)", file=sys.stderr, flush=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+           "-m", "rationalign", *argv]
+    os.execv(sys.executable, cmd)
+
+
 def _state():
     import torch
     from accelerate import PartialState

@@ -25,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dist_worker
 
 
-def _launch(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def _launch(args: list[str], cwd: Path, timeout: int = 600,
+            launcher: tuple[str, ...] = ("--config_file", str(CPU_CONFIG))) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     env.pop("WORLD_SIZE", None)
-    proc = subprocess.run([str(ACCELERATE), "launch", "--config_file", str(CPU_CONFIG), "--main_process_port", "0",
+    proc = subprocess.run([str(ACCELERATE), "launch", *launcher, "--main_process_port", "0",
                            *args], cwd=cwd, env=env, check=False, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return proc
@@ -101,10 +102,13 @@ def test_two_processes_equal_one_process_at_twice_the_batch(single_run, tmp_path
     assert not [w for w in writes[1] if Path(w).exists()]  # scratch copies removed afterwards
 
 
-def test_cli_sft_under_accelerate_launch(tmp_path):
-    """The command a user types: accelerate launch ... -m rationalign stage=sft model=tiny."""
+@pytest.mark.parametrize("launcher", [("--config_file", str(CPU_CONFIG)), ("--cpu", "--num_processes", "2")],
+                         ids=["cpu-config", "cpu-flag"])
+def test_cli_sft_under_accelerate_launch(tmp_path, launcher):
+    """The command a user types: accelerate launch ... -m rationalign stage=sft model=tiny. With
+    `--cpu --num_processes 2` accelerate itself starts one process; rationalign relaunches two."""
     proc = _launch(["-m", "rationalign", "stage=sft", "model=tiny", f"paths.root={tmp_path / 'out'}",
-                    "data.max_labeled_per_task=4", "sft.train.epochs=1"], cwd=tmp_path)
+                    "data.max_labeled_per_task=4", "sft.train.epochs=1"], cwd=tmp_path, launcher=launcher)
     (manifest,) = (tmp_path / "out").glob("default/sft/*/manifest.json")
     m = json.loads(manifest.read_text())
     assert m["world_size"] == 2 and (manifest.parent / "adapter" / "adapter_config.json").exists()
