@@ -86,6 +86,10 @@ def configured_specs(cfg: DictConfig, split: str, tasks: list[str] | None = None
                      ) -> list[tuple[str, str, dict]]:
     """(config key, task, spec) for every spec of `split` (selected tasks only unless `tasks`
     is given), validated for shape; `root` already applied to relative paths."""
+    if cfg.data.format == "hub":  # the hub build has its own spec layout (rationalign/data/hub)
+        from rationalign.data.hub import hub_specs
+
+        return hub_specs(cfg, split, tasks)
     fmt_node, data = _node(cfg)
     base = f"data.{fmt_node}.{split}"
     by_task = data.get(split) or {}
@@ -192,7 +196,11 @@ def _check_files(key: str, spec: dict) -> None:
 
 def configured_files(cfg: DictConfig) -> list[str]:
     """Every input file the data=local config names (selected tasks, all splits; globs expanded,
-    GYAFC folders listed), for hashing into stage keys. Hub specs name no file."""
+    GYAFC folders listed), for hashing into stage keys. data=hub: its converted, cached records."""
+    if cfg.data.format == "hub":
+        from rationalign.data.hub import hub_files
+
+        return hub_files(cfg)
     files: list[str] = []
     for split in SPLIT_KEYS:
         for _, _, spec in configured_specs(cfg, split):
@@ -301,6 +309,13 @@ def read_configured_split(cfg: DictConfig, split: str) -> SplitResult:
     """Every configured spec of `split` for the selected tasks, with drop counts per config key."""
     if split not in SPLIT_KEYS:
         raise ValueError(f"unknown split '{split}' (expected one of {SPLIT_KEYS})")
+    if cfg.data.format == "hub":
+        from rationalign.data.hub import read_split
+
+        records, manifest = read_split(cfg, split)
+        nodes = ("test",) if split == "test" else ("train", "unlabeled_extra") if split == "unlabeled" else ("train",)
+        dropped = {k: v for k, v in manifest["dropped"].items() if k.split(".")[2] in nodes}
+        return SplitResult(records, dropped, {split: len(records)})
     specs = configured_specs(cfg, split)
     for key, _, spec in specs:
         _check_files(key, spec)
