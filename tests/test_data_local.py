@@ -6,8 +6,6 @@ public data in ../shared/data is checked when present (skipped with a reason oth
 from __future__ import annotations
 
 import json
-import sys
-import types
 from collections import Counter
 from pathlib import Path
 
@@ -222,41 +220,6 @@ def test_unknown_data_format_is_named():
     cfg = compose(["data.format=excel"])
     with pytest.raises(DataConfigError, match=r"^data\.format=excel"):
         load_split(cfg, "test")
-
-
-# ---------------------------------------------------------------- data=hub (no network here)
-
-
-def test_hub_yaml_composes_and_maps_fields(monkeypatch):
-    calls = []
-
-    def load_dataset(name, config=None, split=None, **kw):
-        calls.append((name, config, split, kw))
-        return [{"original": "The cat, which was old, slept.", "simplifications": ["The old cat slept.", "A cat slept."]}]
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    cfg = compose(["data=hub", "task=simplification"])
-    test = load_split(cfg, "test")
-    assert calls == [("facebook/asset", "simplification", "test", {})]
-    assert test[0].references == ["The old cat slept.", "A cat slept."]
-    assert test[0].target == "The old cat slept." and test[0].meta["column"] == "AST"
-    assert len(load_split(cfg, "labeled")) > 0  # demo records keep every stage runnable
-
-
-def test_hub_errors_name_the_key(monkeypatch):
-    def offline(*a, **k):
-        raise ConnectionError("Couldn't reach 'facebook/asset' on the Hub (LocalEntryNotFoundError)")
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
-    cfg = compose(["data=hub", "task=simplification"])
-    with pytest.raises(DataConfigError, match=r"^data\.hub\.test\.simplification: hub dataset 'facebook/asset' "
-                                              r"split 'test' could not be loaded \(ConnectionError"):
-        load_split(cfg, "test")
-    monkeypatch.setitem(sys.modules, "datasets", None)  # not installed
-    with pytest.raises(ImportError, match=r"^data\.hub\.test\.simplification: data=hub needs .*datasets"):
-        load_split(cfg, "test")
-    with pytest.raises(DataConfigError, match=r"^data\.hub\.test\.simplification\.split: required"):
-        load_split(compose(["data=hub", "task=simplification", "~data.hub.test.simplification.split"]), "test")
 
 
 # ---------------------------------------------------------------- data=shared (../shared/data)

@@ -258,8 +258,10 @@ def build(cfg: DictConfig, hub: HubConfig, out: Path) -> dict:
                 continue
             pool.append(r)
         if not pool and hub.of("train", [task]):
-            raise DataConfigError(f"data.hub.train.{task}: no rows left for task {task!r} "
-                                  f"(dropped: {_dropped_of(manifest, 'train', task)}); check task_values / labels")
+            skipped = {k: v for k, v in manifest["skipped"].items() if k.startswith(f"data.hub.train.{task}")}
+            raise DataConfigError(f"data.hub.train.{task}: no rows left for task {task!r} (dropped: "
+                                  f"{_dropped_of(manifest, 'train', task)}, duplicate pairs {dup}, source in test "
+                                  f"{in_test}{f', skipped {skipped}' if skipped else ''}); check task_values / labels")
         pools[task] = pool
         want = hub.size(task, "labeled")
         labeled[task] = _sample(pool, want, random.Random(f"{hub.seed}-{task}-labeled"))

@@ -7,6 +7,7 @@ are options, and every row a filter leaves out is counted by reason in LoadResul
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 
 from rationalign.data.readers._common import DEFAULT_INSTRUCTIONS, LoadResult, require_text
@@ -126,7 +127,7 @@ def stsb(rows: Iterable[dict], task: str, id_prefix: str, where: str, *, score_e
     for i, row in enumerate(rows):
         w = f"{where}:{i}"
         score = _field(row, score_field, w)
-        if not isinstance(score, (int, float)) or score != score:  # NaN
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or math.isnan(score):
             raise RecordError(f"{w}: field '{score_field}' must be a number, got {score!r}")
         if score_equals is not None and float(score) != float(score_equals):
             out.drop(f"score!={score_equals}")
