@@ -265,3 +265,13 @@ def test_paper_preset_uses_hub_with_the_paper_sizes():
     cfg = compose(["experiment=paper_rationalign_8b"])
     assert cfg.data.name == "hub"
     assert (cfg.data.hub.labeled_per_task, cfg.data.hub.unlabeled_per_task) == (10000, 40000)  # App. B.1
+
+
+def test_stage_keys_hash_the_converted_records(tmp_path):
+    from rationalign.data.splits import split_files
+
+    files = {"train": write_jsonl(tmp_path / "coedit/train.jsonl", coedit_rows(6))}
+    cfg = hub_cfg(tmp_path, ["gec"], {"coedit": ("json", files)}, labeled_per_task=2, unlabeled_per_task=2, test={})
+    got = split_files(cfg)
+    assert [Path(f).name for f in got] == ["labeled.jsonl", "unlabeled.jsonl", "test.jsonl"]
+    assert all(Path(f).parent == hub_build.cache_dir(cfg) and Path(f).exists() for f in got)
