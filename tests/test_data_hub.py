@@ -232,6 +232,9 @@ def test_gyafc_is_local_only_with_a_clear_message(tmp_path):
         (folder / "formal.ref0").write_text("I will be there.\n")
     test = load_split(cfg, "test")
     assert sorted(r.meta["column"] for r in test) == ["GYAFC-EM", "GYAFC-FR"]
+    # a local file is part of the cache key: editing it rebuilds instead of serving stale records
+    (tmp_path / "local/gyafc/Family_Relationships/test/informal").write_text("wanna go\n")
+    assert sorted(r.source for r in load_split(cfg, "test")) == ["gonna b there", "wanna go"]
 
 
 def test_missing_conll_and_wnc_are_skipped_and_recorded(tmp_path):

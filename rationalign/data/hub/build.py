@@ -33,7 +33,7 @@ from rationalign.data.hub.spec import HubConfig, HubDataset, SourceSpec, parse_h
 from rationalign.data.readers._common import LoadResult
 from rationalign.data.readers.configured import DataConfigError
 from rationalign.data.records import Record, RecordError, load_records, save_records
-from rationalign.io import atomic_write_json, sha256_json
+from rationalign.io import atomic_write_json, sha256_file, sha256_json
 
 log = logging.getLogger("rationalign")
 
@@ -55,12 +55,37 @@ def _task_specs(cfg: DictConfig, tasks: list[str]) -> dict:
     return {t: OmegaConf.to_container(specs[t], resolve=True) if t in specs else None for t in tasks}
 
 
+def _local_inputs(hub: HubConfig, tasks: list[str]) -> dict[str, str]:
+    """Content hashes of the local files the build reads (local specs, data_files mirrors): a pinned
+    hub revision fixes its own content, a file on disk does not."""
+    import glob
+
+    paths: list[str] = []
+    for s in hub.specs:
+        if s.is_local and s.task in tasks:
+            for v in s.paths.values():
+                paths.extend(v if isinstance(v, list) else [v])
+        elif not s.is_local and s.task in tasks:
+            files = hub.datasets[s.dataset].data_files
+            if isinstance(files, dict):
+                files = [f for v in files.values() for f in (v if isinstance(v, list) else [v])]
+            paths.extend(files if isinstance(files, list) else [files] if files else [])
+    out = {}
+    for p in paths:
+        for m in sorted(glob.glob(str(p))) or [str(p)]:
+            q = Path(m)
+            for f in (sorted(x for x in q.iterdir() if x.is_file()) if q.is_dir() else [q]):
+                if f.is_file():
+                    out[str(f)] = sha256_file(f)
+    return out
+
+
 def cache_key(cfg: DictConfig, hub: HubConfig) -> str:
     node = OmegaConf.to_container(cfg.data.hub, resolve=True)
     node.pop("cache", None)  # where the cache lives does not change its content
     tasks = list(cfg.task.names)
-    return sha256_json({"version": VERSION, "hub": node, "tasks": tasks,
-                        "task_specs": _task_specs(cfg, tasks)})[:16]
+    return sha256_json({"version": VERSION, "hub": node, "tasks": tasks, "task_specs": _task_specs(cfg, tasks),
+                        "local_files": _local_inputs(hub, tasks)})[:16]
 
 
 def cache_dir(cfg: DictConfig) -> Path:
