@@ -1,6 +1,8 @@
-"""data=local / data=hub: the configured reader specs of one split -> validated Records.
+"""data=local: the configured reader specs of one split -> validated Records.
 
-`data.format: local` reads `data.local`, `data.format: hub` reads `data.hub`; both have the layout
+`data.format: local` reads `data.local` with the layout below; `data.format: hub` is routed to
+rationalign/data/hub (its own layout: pinned datasets, sampled pools, a cache) by the three entry
+points configured_specs, configured_files and read_configured_split.
 
     root: /data                  # optional: relative paths below resolve against it
     test:                        # split -> task -> one reader spec, or a list of them
