@@ -70,3 +70,23 @@ def test_a_system_that_changes_nothing_scores_zero_on_m2_and_the_perfect_one_100
     nothing = score_system(cfg, recs, {"gec": [{"id": "g1", "suggestion": "He go to school .", "ok": True}]})
     perfect = score_system(cfg, recs, {"gec": [{"id": "g1", "suggestion": "He goes to school .", "ok": True}]})
     assert nothing["CoN"]["score"] == 0.0 and perfect["CoN"]["score"] == pytest.approx(100.0)
+
+
+def test_markdown_and_csv_are_exactly_the_table_1_layout():
+    rows = build_table({"sft": {"CoN": {"score": 50.0}, "GYAFC-EM": {"score": 40.0, "formality": 90.0}},
+                        "none": {}})
+    assert to_markdown(rows, title="T") == (
+        "### T\n\n"
+        "| System | CoN | ITR-F | ITR-L | ITR-O | STS | WNC | AST | GYAFC-EM | GYAFC-FR | ALL |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| sft | 50.0 | N.A. | N.A. | N.A. | N.A. | N.A. | N.A. | 40.0 / 90.0 | N.A. | 45.0 (2/9) |\n"
+        "| none | N.A. | N.A. | N.A. | N.A. | N.A. | N.A. | N.A. | N.A. | N.A. | N.A. |\n"
+        "\n"
+        "GYAFC cells are BLEU / formality accuracy; ALL uses BLEU for GYAFC and averages the columns present "
+        "(count in brackets when some are N.A.).\n")
+    assert to_markdown(rows).startswith("### Results (paper Table 1 layout)\n")
+    assert to_csv(rows).splitlines() == [
+        "system,CoN,ITR-F,ITR-L,ITR-O,STS,WNC,AST,GYAFC-EM,GYAFC-FR,ALL",
+        "sft,50.0000,N.A.,N.A.,N.A.,N.A.,N.A.,N.A.,40.0000/90.0000,N.A.,45.0000",
+        "none,N.A.,N.A.,N.A.,N.A.,N.A.,N.A.,N.A.,N.A.,N.A.,N.A.",
+    ]

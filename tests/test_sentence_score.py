@@ -81,3 +81,16 @@ def test_no_gold_is_an_error_and_score_many_keeps_order(specs):
     recs = [rec("fluency", SRC, REF), rec("formality", "u", "You are here .")]
     assert score_many(specs, recs, [REF, "You are here ."]) == [pytest.approx(100.0), pytest.approx(100.0)]
     assert score_many(specs, recs, [SRC, "zz"])[0] == pytest.approx(100 * (10 / 11 + 8 / 9 + 6 / 7 + 4 / 5) / 12)
+
+
+def test_a_formality_metric_spec_ranks_by_bleu_not_the_classifier():
+    """A spec whose primary metric is the formality classifier (plain dict, as a user config may
+    give) is ranked by BLEU to the gold: the classifier's 0/100 per sentence cannot rank samples."""
+    gold = "I will see you at the meeting tomorrow morning ."
+    r = rec("formality", "gonna see u at the meeting tmrw", gold)
+    near = "I will see you at the meeting tomorrow evening ."
+    by_formality = sentence_score({"metric": "formality"}, r, near)
+    assert 0.0 < by_formality < 100.0  # a classifier would say 0 or 100
+    assert by_formality == pytest.approx(sentence_score({"metric": "bleu"}, r, near))
+    assert sentence_score({"metric": "formality"}, r, gold) == pytest.approx(100.0)
+    assert sentence_score({"metric": "sari"}, rec("fluency", SRC, REF), REF) == pytest.approx(100.0)
