@@ -56,6 +56,12 @@ def main() -> int:
     ap.add_argument("--report-only", action="store_true", help="summarise the last run without running")
     a = ap.parse_args()
     os.chdir(REPO)
+    # The tests run inside mutants/, whose parent is this checkout: point them at the reference data
+    # the checkout's own tests would find (../shared), unless the caller set it (conftest.shared_dir).
+    for kind, env in (("vectors", "RATIONALIGN_VECTORS"), ("data", "RATIONALIGN_DATA")):
+        if not os.environ.get(env) and (REPO.parent / "shared" / kind).exists():
+            os.environ[env] = str(REPO.parent / "shared" / kind)
+    print("reference vectors:", os.environ.get("RATIONALIGN_VECTORS", "none (the vector tests skip)"))
     t = time.time()
     if not a.report_only:
         if a.fresh:
