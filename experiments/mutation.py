@@ -7,8 +7,11 @@ every mutant that was not killed, and prints, as its last line,
     mutation score: <killed>/<total> = <pct>%
 
 killed counts the mutants the tests failed on (a timeout counts as killed, as mutmut's own score
-does); total is every mutant generated, so "no tests" and "suspicious" ones count against it.
-docs/testing.md explains each survivor.
+does). total is every mutant in a function that a selected test executes: mutants mutmut marks "no
+tests" (a default value on the `def` line of a function no selected test calls; the line ran at
+import, so coverage kept it) are outside the coverage scope, counted and listed apart. Survivors,
+"suspicious" and "not checked" mutants all count against the score. docs/testing.md explains each
+survivor.
 
     .venv/bin/python experiments/mutation.py [--max-children N] [--fresh] [--report-only]
 """
@@ -77,15 +80,17 @@ def main() -> int:
     by_file = Counter(name.split(".x_")[0].split(".xǁ")[0] for name in st)
     print("\nmutants per module:", ", ".join(f"{k} {v}" for k, v in sorted(by_file.items())))
     print("by status:", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    left = sorted(n for n, s in st.items() if s not in KILLED)
+    left = sorted(n for n, s in st.items() if s not in KILLED and s != "not checked")
     if left:
         print(f"\nnot killed ({len(left)}; `mutmut show <name>` prints the change):")
         for n in left:
             print(f"    {n}: {st[n]}")
     if not a.report_only:
         print(f"\nwall time: {time.time() - t:.0f} s with --max-children {a.max_children}")
-    killed = sum(1 for s in st.values() if s in KILLED)
-    print(f"mutation score: {killed}/{len(st)} = {100 * killed / len(st):.1f}%")
+    in_scope = {n: s for n, s in st.items() if s != "no tests"}
+    killed = sum(1 for s in in_scope.values() if s in KILLED)
+    print(f"outside the coverage scope (no selected test calls the function): {len(st) - len(in_scope)}")
+    print(f"mutation score: {killed}/{len(in_scope)} = {100 * killed / max(len(in_scope), 1):.1f}%")
     return 0
 
 

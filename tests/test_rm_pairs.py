@@ -29,12 +29,15 @@ class SumScorer(torch.nn.Module):
 
 
 class WordTok:
-    """A whitespace tokenizer: token id = word length (ids are easy to sum by hand)."""
+    """A whitespace tokenizer: token id = word length (ids are easy to sum by hand); id 99 opens a
+    text when special tokens are asked for, eos is 1."""
 
     pad_token_id = 0
+    eos_token_id = 1
+    bos_token_id = None
 
     def __call__(self, text, add_special_tokens=False):
-        return {"input_ids": [len(w) for w in text.split()]}
+        return {"input_ids": [99] * add_special_tokens + [len(w) for w in text.split()]}
 
 
 TEMPLATE = R.RMTemplate(rm_template="{instruction} || {source} || {response}",
@@ -47,9 +50,8 @@ def pair(i, chosen, rejected, task="gec", source=None):
 
 
 def test_user_message_uses_the_task_instruction_or_falls_back():
-    assert "Grade it." in TEMPLATE.user_message("gec", "Fix:", "a b", "A b.")
-    assert TEMPLATE.user_message("gec", "Fix:", "a b", "A b.").endswith("A b.")
-    assert "Fix:" in TEMPLATE.user_message("fluency", "Fix:", "a b", "A b.")  # empty rm_instruction
+    assert TEMPLATE.user_message("gec", "Fix:", "a b", "A b.") == "Grade it. || a b || A b."
+    assert TEMPLATE.user_message("fluency", "Fix:", "a b", "A b.") == "Fix: || a b || A b."  # empty rm_instruction
     assert TEMPLATE.user_message(None, "", None, "the answer", prompt="the prompt") == "the prompt\n\nthe answer"
     with pytest.raises(ValueError, match="no rm_instruction for task 'fluency'"):
         TEMPLATE.user_message("fluency", "", "a", "b")
@@ -113,3 +115,17 @@ def test_heldout_split_keeps_each_input_on_one_side():
         {p.source for p in R.split_heldout(inputs, 0.25, seed=2)[1]}  # seeded
     with pytest.raises(ValueError, match="leaves no training pairs"):
         R.split_heldout(pairs, 1.0, seed=0)
+
+
+def test_encode_seq2seq_ends_in_one_eos_and_user_layout_pairs_use_their_prompt():
+    tok = WordTok()
+    p = pair(0, "aaaa", "b cc")
+    row = R.encode_rm_pairs([p], tok, TEMPLATE, 64, seq2seq=True).rows[0]
+    msg = [len(w) for w in TEMPLATE.user_message("gec", "Fix:", "src0", "aaaa").split()]
+    assert row["chosen_ids"] == msg + [1]  # encoder text, no special tokens, one </s>
+    assert R.encode_rm_pairs([p], tok, TEMPLATE, 3, seq2seq=True).rows[0]["chosen_ids"] == msg[-2:] + [1]
+    assert R.encode_rm_pairs([p], tok, TEMPLATE, 64).rows[0]["chosen_ids"] == msg  # causal: no eos added
+    user = RMPair(id="u", task=None, instruction="", source=None, chosen="yes please", rejected="no",
+                  prompt="tell me")
+    row = R.encode_rm_pairs([user], tok, TEMPLATE, 64).rows[0]
+    assert row["chosen_ids"] == [4, 2, 3, 6] and row["rejected_ids"] == [4, 2, 2]
