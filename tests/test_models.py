@@ -29,11 +29,32 @@ def test_gguf_conversion_is_cached_and_fast_afterwards(tmp_path, monkeypatch):
 
 
 def test_unfinished_conversion_is_not_mistaken_for_a_cache_hit(tmp_path, monkeypatch):
-    # A crash mid-conversion leaves only a hidden temp dir; the published dir appears by rename.
+    """A crash mid-conversion leaves no published dir and no temp dir; a temp dir left by an earlier
+    kill (even one holding a config.json) is not taken for the converted model: conversion runs."""
+    import transformers
+
+    from rationalign.models import gguf_location
+
     gguf_stem = GGUF[1].rsplit(".", 1)[0]
-    (tmp_path / "models" / ".convert-abc").mkdir(parents=True)
-    target_glob = list((tmp_path / "models").glob(f"{gguf_stem}-*"))
-    assert target_glob == []
+    stale = tmp_path / "models" / ".convert-abc"
+    stale.mkdir(parents=True)
+    (stale / "config.json").write_text("{}")
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt("simulated kill during conversion")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", killed)
+    with pytest.raises(KeyboardInterrupt, match="simulated kill"):
+        converted_gguf_dir(*GGUF, cache_dir=tmp_path)
+    assert list((tmp_path / "models").glob(f"{gguf_stem}-*")) == []  # nothing published
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [".convert-abc"]  # its own temp dir removed
+    # a published dir whose conversion never wrote config.json is converted again, not returned
+    gguf = gguf_location(*GGUF)
+    half = tmp_path / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"")
+    with pytest.raises(KeyboardInterrupt, match="simulated kill"):
+        converted_gguf_dir(*GGUF, cache_dir=tmp_path)
 
 
 def test_missing_model_package_error_is_actionable():

@@ -308,13 +308,39 @@ def test_parse_malformed_reports(prompts, text, position, ok, suggestion, ration
         assert parsed.reason
 
 
+def _junk_cases():
+    """(junk, position, expected ParsedResponse): non-strings are parsed as their str(); a lone
+    marker leaves nothing to suggest; text without markers is a suggestion ('after'/'none') or a
+    rationale ('before') and fails for the missing marker."""
+    plain = {"after": lambda t: ParsedResponse(t, "", False, "missing rationale marker"),
+             "before": lambda t: ParsedResponse("", t, False, "missing suggestion marker"),
+             "none": lambda t: ParsedResponse(t, "", True, "")}
+    cases = []
+    for junk in (123, b"bytes", ["list"], "::::", "\x00"):
+        cases += [(junk, pos, plain[pos](str(junk))) for pos in POSITIONS]
+    cases += [
+        ("Explanation:", "after", ParsedResponse("", "", False, "empty suggestion (output has only a rationale)")),
+        ("Explanation:", "before", ParsedResponse("", "", False, "missing suggestion marker")),
+        ("Explanation:", "none", ParsedResponse("", "", False, "empty suggestion")),
+        ("Revised text:", "after", ParsedResponse("", "", False, "missing rationale marker")),
+        ("Revised text:", "before", ParsedResponse("", "", False, "empty suggestion")),
+        ("Revised text:", "none", ParsedResponse("", "", False, "empty suggestion")),
+    ]
+    return cases
+
+
+def test_junk_cases_cover_every_position():
+    assert {p for _, p, _ in _junk_cases()} == set(POSITIONS) and len(_junk_cases()) == 7 * len(POSITIONS)
+
+
+@pytest.mark.parametrize("junk, position, expected", _junk_cases())
+def test_parse_junk_gives_the_stated_result(prompts, junk, position, expected):
+    assert parse_response(junk, position, prompts) == expected
+
+
 @pytest.mark.parametrize("junk", [123, b"bytes", ["list"], "Explanation:", "Revised text:", "::::", "\x00"])
-@pytest.mark.parametrize("position", [*POSITIONS, "sideways"])
-def test_parse_never_raises(prompts, junk, position):
-    parsed = parse_response(junk, position, prompts)
-    assert isinstance(parsed, ParsedResponse)
-    if position == "sideways":
-        assert not parsed.ok and "unknown position" in parsed.reason
+def test_parse_unknown_position_reports(prompts, junk):
+    assert parse_response(junk, "sideways", prompts) == ParsedResponse("", "", False, "unknown position 'sideways'")
 
 
 def test_parse_bad_config_reports():

@@ -68,13 +68,14 @@ def test_length_reward_alone():
 def test_task_metric_reward_alone():
     from omegaconf import OmegaConf
 
-    from rationalign.scoring import sentence_score
-
-    specs = compose(["task=gec"]).task.specs
+    specs = compose(["task=all"]).task.specs
     r = build_reward("task_metric", RewardEnv(specs=specs))
     s = r.score([_s("He went to school yesterday.", "r"), _s("He go to school yesterday.", "r"), _s("", None)])
-    assert s[0] == pytest.approx(sentence_score(specs["gec"], GEC, "He went to school yesterday."))
-    assert s[0] > s[1]
+    # M2 F0.5 by hand: the one gold edit made -> 100; no edit proposed, one missed -> 0
+    assert s[0] == pytest.approx(100.0) and s[1] == 0.0
+    # each sample under its own record's task metric: SARI for fluency (prediction = reference -> 100)
+    flu = Record(id="f", task="fluency", instruction="", source="aa bb cc dd ee xx", target="aa bb cc dd ee yy")
+    assert r.score([_s("aa bb cc dd ee yy", "r", flu)]) == [pytest.approx(100.0)]
     assert s[2] == s[1]  # an unparsable answer counts as "no change"
     with pytest.raises(ValueError, match="no gold"):
         r.score([_s("x", "y", Record(id="u", task="gec", instruction="", source="a b"))])
