@@ -93,29 +93,28 @@ def _references(value: object, w: str, name: str) -> list[str]:
     return [require_text(v, w, f"{name}[{k}]") for k, v in enumerate(value)]
 
 
-@converter("asset")
-def asset(rows: Iterable[dict], task: str, id_prefix: str, where: str, *, target_ref: int = 0) -> LoadResult:
-    """facebook/asset (config simplification): {original, simplifications: [10 strings]};
-    the target is reference `target_ref`, all references are kept."""
+def _multi_reference(rows: Iterable[dict], task: str, id_prefix: str, where: str, target_ref: int,
+                     source_field: str, refs_field: str) -> LoadResult:
+    """Rows of {source_field, refs_field: [strings]}: target is reference `target_ref`, all are kept."""
     out = LoadResult([])
     for i, row in enumerate(rows):
         w = f"{where}:{i}"
-        source = require_text(_field(row, "original", w), w, "original")
-        refs = _references(_field(row, "simplifications", w), w, "simplifications")
+        source = require_text(_field(row, source_field, w), w, source_field)
+        refs = _references(_field(row, refs_field, w), w, refs_field)
         out.records.append(_record(task, f"{id_prefix}-{i:06d}", source, refs[target_ref], w, i, references=refs))
     return out
+
+
+@converter("asset")
+def asset(rows: Iterable[dict], task: str, id_prefix: str, where: str, *, target_ref: int = 0) -> LoadResult:
+    """facebook/asset (config simplification): {original, simplifications: [10 strings]}."""
+    return _multi_reference(rows, task, id_prefix, where, target_ref, "original", "simplifications")
 
 
 @converter("jfleg")
 def jfleg(rows: Iterable[dict], task: str, id_prefix: str, where: str, *, target_ref: int = 0) -> LoadResult:
     """jhu-clsp/jfleg: {sentence, corrections: [4 strings]}."""
-    out = LoadResult([])
-    for i, row in enumerate(rows):
-        w = f"{where}:{i}"
-        source = require_text(_field(row, "sentence", w), w, "sentence")
-        refs = _references(_field(row, "corrections", w), w, "corrections")
-        out.records.append(_record(task, f"{id_prefix}-{i:06d}", source, refs[target_ref], w, i, references=refs))
-    return out
+    return _multi_reference(rows, task, id_prefix, where, target_ref, "sentence", "corrections")
 
 
 @converter("stsb")
