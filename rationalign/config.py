@@ -129,6 +129,9 @@ class EngineConfig:
 
     name: str = "hf"  # hf | vllm
     batch_size: int = 16  # hf: prompts per generate call (its sampling RNG is seeded per batch)
+    # hf, decoder-only: each prompt batch prefilled once for its n samples, finished rows leave the batch
+    # (engines/prefill_once.py); false: transformers generate(num_return_sequences=n)
+    prefill_once: bool = False
     max_new_tokens: int = 128  # greedy evaluation budget
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     # vllm only (GPU machines)

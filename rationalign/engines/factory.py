@@ -70,7 +70,7 @@ def _hf_engine(cfg, model, tok, adapter, model_cfg, progress):
         model, tok, _prefix = load_for_inference(model_cfg, adapter, cache_dir(cfg))
         move_to(model, device_of(cfg))
     return HFEngine(model, tok, batch_size=int(cfg.engine.batch_size), seed=int(cfg.seed), progress=progress,
-                    layout=_layout(cfg))
+                    layout=_layout(cfg), prefill_once=bool(cfg.engine.get("prefill_once", False)))
 
 
 def _layout(cfg):

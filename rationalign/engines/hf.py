@@ -41,9 +41,12 @@ class PresencePenalty(LogitsProcessor):
 class HFEngine(Engine):
     name = "hf"
 
-    def __init__(self, model, tokenizer, *, layout, batch_size: int = 16, seed: int = 0, progress: bool = True):
+    def __init__(self, model, tokenizer, *, layout, batch_size: int = 16, seed: int = 0, progress: bool = True,
+                 prefill_once: bool = False):
         super().__init__(tokenizer, layout=layout, seq2seq=is_seq2seq(model))
         self.model = model
+        # engines.prefill_once: each prompt computed once for its n samples (decoder-only models)
+        self.prefill_once = prefill_once and not self.seq2seq
         self.batch_size = batch_size
         self.seed = seed
         self.progress = progress
@@ -77,6 +80,15 @@ class HFEngine(Engine):
             for row, i in enumerate(idx):
                 ids[row, width - len(enc[i]):] = torch.tensor(enc[i])
                 att[row, width - len(enc[i]):] = 1
+            if self.prefill_once:
+                out_rows = self._prefill_once(ids.to(device), att.to(device), n, seed=seed, first=enc[idx[0]],
+                                              temperature=temperature, top_p=top_p, top_k=top_k,
+                                              presence_penalty=presence_penalty, max_new_tokens=max_new_tokens,
+                                              stop=stop)
+                per = n if not greedy else 1
+                for row, i in enumerate(idx):
+                    out[i] = out_rows[row * per:(row + 1) * per]
+                continue
             gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad,
                                           "eos_token_id": self.tok.eos_token_id}
             if stop:
@@ -101,3 +113,17 @@ class HFEngine(Engine):
             for row, i in enumerate(idx):
                 out[i] = [d.strip() for d in decoded[row * per:(row + 1) * per]]
         return out
+
+    def _prefill_once(self, ids, att, n, *, seed, first, temperature, top_p, top_k, presence_penalty,
+                      max_new_tokens, stop) -> list[str]:
+        from rationalign.engines.prefill_once import sample_prefill_once
+
+        gen = torch.Generator(device=ids.device)
+        gen.manual_seed(seed * 1_000_003 + sum(first) % 1_000_003)  # per batch, as the generate path
+        tok = self.tok
+        stop_hit = (lambda t: any(s in tok.decode(t, skip_special_tokens=True) for s in stop)) if stop else None
+        rows = sample_prefill_once(self.model, ids, att, n, max_new_tokens=max_new_tokens,
+                                   eos_token_id=tok.eos_token_id, temperature=temperature, top_p=top_p,
+                                   top_k=top_k, presence_penalty=presence_penalty, stop_hit=stop_hit,
+                                   generator=gen)
+        return [d.strip() for d in tok.batch_decode(rows, skip_special_tokens=True)]

@@ -83,9 +83,9 @@ def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: 
 @register_stage(
     "kfold",
     collective=True,  # trains: every rank of accelerate launch takes part
-    # engine.name/batch_size: the engines draw different random samples (engines/__init__.py).
-    config_keys=("model", "task", "data", "prompts", "kfold", "engine.name", "engine.batch_size", "engine.sampling",
-                 "sample.max_new_tokens", "seed"),
+    # engine.name/batch_size/prefill_once: the engines draw different random samples (engines/__init__.py).
+    config_keys=("model", "task", "data", "prompts", "kfold", "engine.name", "engine.batch_size",
+                 "engine.prefill_once", "engine.sampling", "sample.max_new_tokens", "seed"),
     input_files=split_files,
 )
 def run_kfold(ctx: Context, out: Path) -> dict:

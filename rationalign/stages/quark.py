@@ -243,8 +243,8 @@ def _train_prompt(x: dict, bins: dict, order: list[str]) -> str:
 @register_stage(
     "quark",
     collective=True,  # trains: every rank of accelerate launch takes part
-    config_keys=("model", "task", "data", "prompts", "quark", "engine.name", "engine.batch_size", "seed",
-                 "rationale.position", "rationale.name"),
+    config_keys=("model", "task", "data", "prompts", "quark", "engine.name", "engine.batch_size",
+                 "engine.prefill_once", "seed", "rationale.position", "rationale.name"),
     upstream=quark_upstream,
     input_files=split_files,
 )

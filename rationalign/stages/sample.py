@@ -66,7 +66,8 @@ def sample_records(ctx: Context, out: Path, records: list[Record], adapter_dir: 
 
 @register_stage(
     "sample",
-    config_keys=("task.names", "data", "prompts", "sample", "engine.name", "engine.batch_size", "engine.sampling",
+    config_keys=("task.names", "data", "prompts", "sample", "engine.name", "engine.batch_size", "engine.prefill_once",
+                 "engine.sampling",
                  "seed", "rationale.position"),
     upstream=("sft",),
     input_files=split_files,
