@@ -7,8 +7,12 @@ Runs (each in its own subprocess, so peak RSS is per run, not the maximum over a
   ours-mpo        our trainer, MPO (reference-free)
   ours-dpo-cached our trainer, DPO with reference log-probs from the disk cache (precompute timed apart)
   trl-dpo         trl.DPOTrainer (reference = the same base with the LoRA adapter disabled, every step)
+  trl-dpo-precomputed  trl.DPOTrainer(precompute_ref_log_probs=True): reference log-probs computed once at
+                  trainer construction (timed apart), the fair baseline for ours-dpo-cached
   ours-simpo      our trainer, SimPO
   trl-cpo-simpo   trl.experimental.cpo.CPOTrainer(loss_type="simpo")
+  ours-orpo       our trainer, ORPO (lam 0.1)
+  trl-orpo        trl.experimental.orpo.ORPOTrainer (beta 0.1: TRL's name for ORPO's lambda)
 All runs: same base model, LoRA (r, alpha, dropout, targets from the model config), the same pairs
 (steps * batch_size of them, so each run sees every pair once), batch size, steps, lr and max_length.
 tokens/s = non-pad tokens of (prompt + chosen) and (prompt + rejected) of the pairs seen, divided by
@@ -32,7 +36,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-RUNS = ["ours-mpo", "ours-dpo-cached", "trl-dpo", "ours-simpo", "trl-cpo-simpo"]
+RUNS = ["ours-mpo", "ours-dpo-cached", "trl-dpo", "trl-dpo-precomputed", "ours-simpo", "trl-cpo-simpo",
+        "ours-orpo", "trl-orpo"]
 WORDS = ["the", "student", "teacher", "wrote", "read", "a", "long", "short", "letter", "essay", "book", "about", "his", "her", "their", "school", "trip", "yesterday", "because", "it", "was", "raining", "and", "they", "were", "late", "for", "class", "so", "we", "decided", "to", "stay", "home"]
 
 
@@ -100,7 +105,7 @@ def worker_ours(run: str, a) -> dict:
     from rationalign.training import preference as P
     from rationalign.training.pairs_io import load_pref_pairs
 
-    loss = {"ours-mpo": "mpo", "ours-dpo-cached": "dpo", "ours-simpo": "simpo"}[run]
+    loss = {"ours-mpo": "mpo", "ours-dpo-cached": "dpo", "ours-simpo": "simpo", "ours-orpo": "orpo"}[run]
     mcfg = _model_cfg(a.model)
     torch.manual_seed(0)
     model, tok = load_for_training(mcfg)
@@ -161,11 +166,24 @@ def worker_trl(run: str, a) -> dict:
                   # TRL turns gradient checkpointing on by default; every run here uses the same setting.
                   "gradient_checkpointing": a.gradient_checkpointing}
     with tempfile.TemporaryDirectory() as d:
-        if run == "trl-dpo":
+        extra = {}
+        t = time.time()
+        if run in ("trl-dpo", "trl-dpo-precomputed"):
             from trl import DPOConfig, DPOTrainer
 
-            args = DPOConfig(output_dir=d, beta=0.1, **common)
+            pre = run == "trl-dpo-precomputed"
+            args = DPOConfig(output_dir=d, beta=0.1, precompute_ref_log_probs=pre,
+                             precompute_ref_batch_size=2 * a.batch_size if pre else None, **common)
+            # With precompute_ref_log_probs the reference pass runs here, in the constructor.
             trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft_cfg)
+            if pre:
+                extra["ref_precompute_s"] = round(time.time() - t, 2)
+        elif run == "trl-orpo":
+            from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+            args = ORPOConfig(output_dir=d, beta=0.1, **common)
+            trainer = ORPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
+                                  peft_config=peft_cfg)
         else:
             from trl.experimental.cpo import CPOConfig, CPOTrainer
 
@@ -175,7 +193,8 @@ def worker_trl(run: str, a) -> dict:
         t = time.time()
         trainer.train()
         secs = time.time() - t
-    return {"run": run, "seconds": round(secs, 2), "tokens": _token_count(tok, rows, a.max_length), **_peak(torch)}
+    return {"run": run, "seconds": round(secs, 2), "tokens": _token_count(tok, rows, a.max_length), **extra,
+            **_peak(torch)}
 
 
 def parse(argv=None):
@@ -219,7 +238,7 @@ def main(argv=None) -> None:
         r["tokens_per_s"] = round(r["tokens"] / r["seconds"], 1)
         r["wall_s"] = round(time.time() - t, 1)
         results[run] = r
-        print(f"  {run:16s} {r['tokens_per_s']:9.1f} tok/s  train {r['seconds']:7.2f}s  peak RSS "
+        print(f"  {run:20s} {r["tokens_per_s"]:9.1f} tok/s  train {r['seconds']:7.2f}s  peak RSS "
               f"{r['peak_rss_mb']:8.1f} MB" + (f"  peak CUDA {r['peak_cuda_mb']:.1f} MB" if "peak_cuda_mb" in r else "")
               + (f"  (ref precompute {r['ref_precompute_s']}s, once per cache key)" if "ref_precompute_s" in r else ""),
               flush=True)
@@ -227,7 +246,9 @@ def main(argv=None) -> None:
           f"gradient_checkpointing={a.gradient_checkpointing} "
           f"pairs={a.steps * a.batch_size} torch threads={os.cpu_count()} cpus")
     mem = "peak_cuda_mb" if any("peak_cuda_mb" in r for r in results.values()) else "peak_rss_mb"
-    for ours, theirs in (("ours-mpo", "trl-dpo"), ("ours-dpo-cached", "trl-dpo"), ("ours-simpo", "trl-cpo-simpo")):
+    for ours, theirs in (("ours-mpo", "trl-dpo"), ("ours-dpo-cached", "trl-dpo"),
+                         ("ours-dpo-cached", "trl-dpo-precomputed"), ("ours-simpo", "trl-cpo-simpo"),
+                         ("ours-orpo", "trl-orpo")):
         if ours in results and theirs in results:
             o, t = results[ours], results[theirs]
             print(f"  {ours:16s} vs {theirs:14s} throughput x{o['tokens_per_s'] / t['tokens_per_s']:.2f}   "
