@@ -238,7 +238,7 @@ def main(argv=None) -> None:
         r["tokens_per_s"] = round(r["tokens"] / r["seconds"], 1)
         r["wall_s"] = round(time.time() - t, 1)
         results[run] = r
-        print(f"  {run:20s} {r["tokens_per_s"]:9.1f} tok/s  train {r['seconds']:7.2f}s  peak RSS "
+        print(f"  {run:20s} {r['tokens_per_s']:9.1f} tok/s  train {r['seconds']:7.2f}s  peak RSS "
               f"{r['peak_rss_mb']:8.1f} MB" + (f"  peak CUDA {r['peak_cuda_mb']:.1f} MB" if "peak_cuda_mb" in r else "")
               + (f"  (ref precompute {r['ref_precompute_s']}s, once per cache key)" if "ref_precompute_s" in r else ""),
               flush=True)
