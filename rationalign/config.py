@@ -203,6 +203,9 @@ class AlignParams:
     init: str = "sft"  # sft: start from the SFT adapter | base: fresh LoRA on the base model (no sft stage)
     reference: str = "init"  # dpo/rdpo reference: init (the policy before training) | base (adapters disabled)
     rationale_template: str | None = None  # rdpo/rorpo prompt for r | x, y_w > y_l; null = built-in default
+    # Each pair as one row, its prompt computed once (training/shared_prompt.py): the same log-probs and
+    # gradients as separate chosen/rejected rows; decoder-only models with eager/SDPA attention.
+    shared_prompt: bool = True
 
 
 @dataclass

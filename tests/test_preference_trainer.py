@@ -74,25 +74,34 @@ def dataset(tok, path, name, n=None):
 
 
 # ------------------------------------------------------------------------------------ losses
+@pytest.mark.parametrize("shared_prompt", [True, False])
 @pytest.mark.parametrize("name", sorted(LOSSES))
-def test_every_loss_trains_with_one_forward_per_step(name, pairs_file, tmp_path, monkeypatch):
+def test_every_loss_trains_with_one_forward_per_step(name, shared_prompt, pairs_file, tmp_path, monkeypatch):
+    from rationalign.training import shared_prompt as SP
+
     torch.manual_seed(0)
     model, tok = load_for_training(TINY)
     setup, ds = dataset(tok, pairs_file, name, n=8)
     if setup.needs_reference:
         P.attach_reference(ds, P.compute_reference_logps(model, ds, tok.pad_token_id))
     calls = []
-    real = P.sequence_logps
+    real, real_packed = P.sequence_logps, SP.packed_sequence_logps
     monkeypatch.setattr(P, "sequence_logps", lambda m, ids, *a: calls.append(ids.shape[0]) or real(m, ids, *a))
-    trainer = P.build_preference_trainer(model, tok, ds, setup, train_cfg(max_steps=1), tmp_path, seed=0)
+    monkeypatch.setattr(SP, "packed_sequence_logps",
+                        lambda m, b: calls.append(b["packed_ids"].shape[0]) or real_packed(m, b))
+    trainer = P.build_preference_trainer(model, tok, ds, setup, train_cfg(max_steps=1), tmp_path, seed=0,
+                                         shared_prompt=shared_prompt)
     trainer.train()
-    rows = 3 * 4 if setup.with_rationale else 2 * 4  # chosen + rejected (+ rationale) stacked in one batch
-    assert calls == [rows]
+    # unpacked: chosen + rejected (+ rationale) rows stacked in one batch; packed: one row per pair
+    # (+ one per rationale)
+    per_pair = (1 if shared_prompt else 2) + (1 if setup.with_rationale else 0)
+    assert calls == [per_pair * 4]
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 1 and all(torch.isfinite(torch.tensor(h["loss"])) for h in logs)
     for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
                 "logps/rejected", "tokens_per_second"):
         assert key in logs[0], (name, key)
+    assert logs[0]["tokens_per_second"] > 0
 
 
 def test_hparams_come_from_loss_config():

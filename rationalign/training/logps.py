@@ -47,10 +47,11 @@ def is_sharded(model) -> bool:
     return isinstance(first, DTensor)
 
 
-def final_hidden_states(model, input_ids, attention_mask):
+def final_hidden_states(model, input_ids, attention_mask, position_ids=None):
     """The decoder's last hidden states [B, T, H], computed by calling the *top-level* model (so a DDP
     wrapper prepares its gradient all-reduce), with the LM head run on one position only; the
-    states are caught by a forward hook on the decoder."""
+    states are caught by a forward hook on the decoder. `attention_mask` may be a prepared 4D mask
+    (training.shared_prompt), passed through as is."""
     import inspect
 
     inner = _unwrap(model)
@@ -59,7 +60,9 @@ def final_hidden_states(model, input_ids, attention_mask):
     def hook(_module, _args, out):
         caught["h"] = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
-    kw = {"use_cache": False}
+    kw: dict = {"use_cache": False}
+    if position_ids is not None:
+        kw["position_ids"] = position_ids
     if "logits_to_keep" in inspect.signature(inner.forward).parameters:
         kw["logits_to_keep"] = 1
     handle = inner.get_decoder().register_forward_hook(hook)

@@ -28,7 +28,7 @@ import torch
 
 from rationalign.losses import LOSSES, PreferenceLogps, loss_hparams
 from rationalign.training.chat import Layout, encode_pair
-from rationalign.training.logps import collate_completion, is_seq2seq, sequence_logps
+from rationalign.training.logps import collate_completion, is_seq2seq, is_sharded, sequence_logps
 from rationalign.training.pairs_io import PrefPair
 from rationalign.training.sft import EncodedDataset
 from rationalign.training.trainer import LossTrainer, fit, training_arguments
@@ -111,7 +111,12 @@ def make_loss_fn(loss_name: str, hparams: dict) -> Callable:
     fn = LOSSES[loss_name]
 
     def loss_fn(model, inputs, num_items_in_batch=None):
-        lp, lens = sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        if "packed_ids" in inputs:  # training.shared_prompt: one row per pair, the prompt computed once
+            from rationalign.training.shared_prompt import packed_sequence_logps
+
+            lp, lens = packed_sequence_logps(model, inputs)
+        else:
+            lp, lens = sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
         b = int(inputs["n_pairs"])  # rows: B chosen, B rejected, then B rationales (rdpo/rorpo)
         fields: dict[str, Any] = {"chosen_logps": lp[:b], "rejected_logps": lp[b:2 * b],
                                       "chosen_lengths": lens[:b], "rejected_lengths": lens[b:2 * b]}
@@ -236,15 +241,25 @@ def setup_for(loss_cfg: Any) -> PreferenceSetup:
 
 def build_preference_trainer(model, tokenizer, dataset: EncodedDataset, setup: PreferenceSetup, train_cfg: Any,
                              out_dir: Path, *, seed: int, tracking: Any = None, device: str = "auto",
-                             callbacks: list | None = None) -> LossTrainer:
+                             callbacks: list | None = None, shared_prompt: bool = True) -> LossTrainer:
+    """shared_prompt: each pair packed as one row with its prompt computed once (training.shared_prompt;
+    decoder-only models whose attention takes a 4D mask); False: chosen and rejected as separate rows."""
     if setup.needs_reference and "ref" not in dataset.rows[0]:
         raise ValueError(f"loss {setup.loss_name!r} needs reference log-probs: call attach_reference first")
     args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
     pad = tokenizer.pad_token_id
     s2s = is_seq2seq(model)
+    from rationalign.training.shared_prompt import supports_block_mask
+
+    packed = shared_prompt and not s2s and not is_sharded(model) and supports_block_mask(model)
 
     def collate(feats):
-        batch = collate_preference(feats, pad, seq2seq=s2s)
+        if packed:
+            from rationalign.training.shared_prompt import pack_preference
+
+            batch = pack_preference(feats, pad)
+        else:
+            batch = collate_preference(feats, pad, seq2seq=s2s)
         batch["n_pairs"] = len(feats)
         return batch
 
@@ -260,7 +275,7 @@ def train_preference(model, tokenizer, pairs: Sequence[PrefPair], user_messages:
                      train_cfg: Any, out_dir: Path, *, max_length: int, seed: int, tracking: Any = None,
                      device: str = "auto", reference_cache: str | Path | None = None, model_identity: Any = None,
                      reference_mode: str = "init", rationale_template: str = DEFAULT_RATIONALE_TEMPLATE,
-                     layout: Layout) -> dict:
+                     layout: Layout, shared_prompt: bool = True) -> dict:
     """Train in place (adapters when the model is a PeftModel); returns loss statistics."""
     setup = setup_for(loss_cfg)
     ds = encode_preference(pairs, tokenizer, user_messages, max_length, with_rationale=setup.with_rationale,
@@ -279,7 +294,7 @@ def train_preference(model, tokenizer, pairs: Sequence[PrefPair], user_messages:
             max_length=max_length, batch_size=2 * int(train_cfg.batch_size), mode=reference_mode))
         attach_reference(ds, ref)
     trainer = build_preference_trainer(model, tokenizer, ds, setup, train_cfg, out_dir, seed=seed,
-                                       tracking=tracking, device=device)
+                                       tracking=tracking, device=device, shared_prompt=shared_prompt)
     stats = fit(trainer, out_dir)
     stats.update(pairs=len(ds), loss=setup.loss_name, hparams=setup.hparams)
     return stats

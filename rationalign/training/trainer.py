@@ -57,7 +57,10 @@ class LossTrainer(Trainer):
             for k, v in metrics.items():
                 self._metric_sums[k] += float(v.detach().float().mean()) if torch.is_tensor(v) else float(v)
             self._metric_n += 1
-            self._tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else 0
+            if "n_tokens" in inputs:  # packed preference rows (training.shared_prompt): the unpacked count
+                self._tokens += int(inputs["n_tokens"])
+            elif "attention_mask" in inputs:
+                self._tokens += int(inputs["attention_mask"].sum())
         return (loss, None) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
