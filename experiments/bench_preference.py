@@ -134,7 +134,8 @@ def worker_ours(run: str, a) -> dict:
         tc = SimpleNamespace(epochs=1.0, max_steps=a.steps, lr=a.lr, batch_size=a.batch_size, grad_accum=1,
                              warmup_ratio=0.0, weight_decay=0.0, bf16=False, logging_steps=a.steps, save_steps=0,
                              group_by_length=False, gradient_checkpointing=a.gradient_checkpointing)
-        trainer = P.build_preference_trainer(model, tok, ds, setup, tc, Path(d) / "out", seed=0)
+        trainer = P.build_preference_trainer(model, tok, ds, setup, tc, Path(d) / "out", seed=0,
+                                             shared_prompt=not a.no_shared_prompt, logits_chunk=a.logits_chunk)
         t = time.time()
         trainer.train()
         secs = time.time() - t
@@ -207,6 +208,9 @@ def parse(argv=None):
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="checkpoint activations in every run (TRL's default; off by default here for all runs)")
+    ap.add_argument("--no-shared-prompt", action="store_true",
+                    help="our runs: chosen and rejected as separate rows (align.shared_prompt=false)")
+    ap.add_argument("--logits-chunk", type=int, default=0, help="our runs: align.logits_chunk")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="also write the results here")
     return ap.parse_args(argv)
@@ -227,6 +231,9 @@ def main(argv=None) -> None:
                "--batch-size", str(a.batch_size), "--max-length", str(a.max_length), "--lr", str(a.lr)]
         if a.gradient_checkpointing:
             cmd.append("--gradient-checkpointing")
+        if a.no_shared_prompt:
+            cmd.append("--no-shared-prompt")
+        cmd += ["--logits-chunk", str(a.logits_chunk)]
         t = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False,
                            env={**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"})
@@ -243,7 +250,8 @@ def main(argv=None) -> None:
               + (f"  (ref precompute {r['ref_precompute_s']}s, once per cache key)" if "ref_precompute_s" in r else ""),
               flush=True)
     print(f"\nmodel={a.model} steps={a.steps} batch_size={a.batch_size} max_length={a.max_length} "
-          f"gradient_checkpointing={a.gradient_checkpointing} "
+          f"gradient_checkpointing={a.gradient_checkpointing} shared_prompt={not a.no_shared_prompt} "
+          f"logits_chunk={a.logits_chunk} "
           f"pairs={a.steps * a.batch_size} torch threads={os.cpu_count()} cpus")
     mem = "peak_cuda_mb" if any("peak_cuda_mb" in r for r in results.values()) else "peak_rss_mb"
     for ours, theirs in (("ours-mpo", "trl-dpo"), ("ours-dpo-cached", "trl-dpo"),

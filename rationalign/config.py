@@ -206,6 +206,9 @@ class AlignParams:
     # Each pair as one row, its prompt computed once (training/shared_prompt.py): the same log-probs and
     # gradients as separate chosen/rejected rows; decoder-only models with eager/SDPA attention.
     shared_prompt: bool = True
+    # With shared_prompt: LM head rows per checkpointed chunk (peak memory of the [tokens x vocab] logits
+    # for one extra head pass in backward); 0 = all rows at once.
+    logits_chunk: int = 0
 
 
 @dataclass

@@ -164,3 +164,19 @@ def test_packed_equals_unpacked_on_the_embedded_model():
     assert len(g_pack) == len(g_flat) > 0
     for a, b in zip(g_pack, g_flat):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_chunked_head_gives_the_same_logps_and_gradients(lora_model):
+    feats = _features(with_rationale=True)
+    batch = pack_preference(feats, 0)
+    out = []
+    for chunk in (0, 7):
+        lora_model.zero_grad()
+        lp, _ = packed_sequence_logps(lora_model, batch, logits_chunk=chunk)
+        lp.sum().backward()
+        out.append((lp.detach(), [p.grad.clone() for n, p in lora_model.named_parameters() if "lora_" in n]))
+    (a, ga), (b, gb) = out
+    assert batch["pred_target"].numel() > 7  # really more than one chunk
+    assert torch.allclose(a, b, atol=1e-5)
+    for x, y in zip(ga, gb):
+        assert torch.allclose(x, y, atol=1e-6, rtol=1e-4)

@@ -92,7 +92,7 @@ def run_align(ctx: Context, out: Path) -> dict:
         max_length=int(cfg.model.max_length), seed=int(cfg.seed), tracking=cfg.tracking, device=cfg.device,
         reference_cache=ref_cache, model_identity=identity, reference_mode=str(cfg.align.reference),
         rationale_template=cfg.align.rationale_template or DEFAULT_RATIONALE_TEMPLATE, layout=layout(cfg),
-        shared_prompt=bool(cfg.align.get("shared_prompt", True)),
+        shared_prompt=bool(cfg.align.get("shared_prompt", True)), logits_chunk=int(cfg.align.get("logits_chunk", 0)),
     )
     save_model(model, tok, out / "adapter", merge=bool(cfg.model.lora.merge))
     atomic_write_json(out / "train_log.json", stats.pop("log_history"))

@@ -107,14 +107,14 @@ def hparams_for(loss_name: str, loss_cfg: Any) -> dict:
     return out
 
 
-def make_loss_fn(loss_name: str, hparams: dict) -> Callable:
+def make_loss_fn(loss_name: str, hparams: dict, *, logits_chunk: int = 0) -> Callable:
     fn = LOSSES[loss_name]
 
     def loss_fn(model, inputs, num_items_in_batch=None):
         if "packed_ids" in inputs:  # training.shared_prompt: one row per pair, the prompt computed once
             from rationalign.training.shared_prompt import packed_sequence_logps
 
-            lp, lens = packed_sequence_logps(model, inputs)
+            lp, lens = packed_sequence_logps(model, inputs, logits_chunk=logits_chunk)
         else:
             lp, lens = sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
         b = int(inputs["n_pairs"])  # rows: B chosen, B rejected, then B rationales (rdpo/rorpo)
@@ -241,9 +241,11 @@ def setup_for(loss_cfg: Any) -> PreferenceSetup:
 
 def build_preference_trainer(model, tokenizer, dataset: EncodedDataset, setup: PreferenceSetup, train_cfg: Any,
                              out_dir: Path, *, seed: int, tracking: Any = None, device: str = "auto",
-                             callbacks: list | None = None, shared_prompt: bool = True) -> LossTrainer:
+                             callbacks: list | None = None, shared_prompt: bool = True,
+                             logits_chunk: int = 0) -> LossTrainer:
     """shared_prompt: each pair packed as one row with its prompt computed once (training.shared_prompt;
-    decoder-only models whose attention takes a 4D mask); False: chosen and rejected as separate rows."""
+    decoder-only models whose attention takes a 4D mask); False: chosen and rejected as separate rows.
+    logits_chunk (packed rows only): LM head rows per checkpointed chunk, 0 = all at once."""
     if setup.needs_reference and "ref" not in dataset.rows[0]:
         raise ValueError(f"loss {setup.loss_name!r} needs reference log-probs: call attach_reference first")
     args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
@@ -265,7 +267,7 @@ def build_preference_trainer(model, tokenizer, dataset: EncodedDataset, setup: P
 
     return LossTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, data_collator=collate,
-        loss_fn=make_loss_fn(setup.loss_name, setup.hparams),
+        loss_fn=make_loss_fn(setup.loss_name, setup.hparams, logits_chunk=logits_chunk),
         scaled_for_ga=False,  # preference losses are batch means: the Trainer divides by GA steps
         callbacks=callbacks,
     )
@@ -275,7 +277,7 @@ def train_preference(model, tokenizer, pairs: Sequence[PrefPair], user_messages:
                      train_cfg: Any, out_dir: Path, *, max_length: int, seed: int, tracking: Any = None,
                      device: str = "auto", reference_cache: str | Path | None = None, model_identity: Any = None,
                      reference_mode: str = "init", rationale_template: str = DEFAULT_RATIONALE_TEMPLATE,
-                     layout: Layout, shared_prompt: bool = True) -> dict:
+                     layout: Layout, shared_prompt: bool = True, logits_chunk: int = 0) -> dict:
     """Train in place (adapters when the model is a PeftModel); returns loss statistics."""
     setup = setup_for(loss_cfg)
     ds = encode_preference(pairs, tokenizer, user_messages, max_length, with_rationale=setup.with_rationale,
@@ -294,7 +296,8 @@ def train_preference(model, tokenizer, pairs: Sequence[PrefPair], user_messages:
             max_length=max_length, batch_size=2 * int(train_cfg.batch_size), mode=reference_mode))
         attach_reference(ds, ref)
     trainer = build_preference_trainer(model, tokenizer, ds, setup, train_cfg, out_dir, seed=seed,
-                                       tracking=tracking, device=device, shared_prompt=shared_prompt)
+                                       tracking=tracking, device=device, shared_prompt=shared_prompt,
+                                       logits_chunk=logits_chunk)
     stats = fit(trainer, out_dir)
     stats.update(pairs=len(ds), loss=setup.loss_name, hparams=setup.hparams)
     return stats

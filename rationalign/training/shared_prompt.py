@@ -85,7 +85,24 @@ def pack_preference(features: list[dict], pad_id: int) -> dict[str, Any]:
     return batch
 
 
-def packed_sequence_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def _chunk_logps(head, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return -F.cross_entropy(head(h).float(), target, reduction="none")
+
+
+def completion_logps(head, h: torch.Tensor, target: torch.Tensor, chunk: int = 0) -> torch.Tensor:
+    """log p(target) for each row of h. chunk > 0: the LM head and the log-softmax run on `chunk` rows
+    at a time under activation checkpointing, so at most one [chunk x vocab] block of logits exists
+    (forward or backward) instead of [tokens x vocab]; the price is the head run again in backward."""
+    if not chunk or h.shape[0] <= chunk:
+        return _chunk_logps(head, h, target)
+    from torch.utils.checkpoint import checkpoint
+
+    parts = [checkpoint(_chunk_logps, head, h[i:i + chunk], target[i:i + chunk], use_reentrant=False)
+             for i in range(0, h.shape[0], chunk)]
+    return torch.cat(parts)
+
+
+def packed_sequence_logps(model, batch: dict, *, logits_chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of completion log-probs, number of completion tokens), one per unpacked sequence."""
     dtype = next(model.parameters()).dtype
     allowed = batch["packed_mask"]
@@ -93,8 +110,7 @@ def packed_sequence_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tenso
     additive.masked_fill_(~allowed, torch.finfo(dtype).min)
     hidden = final_hidden_states(model, batch["packed_ids"], additive, position_ids=batch["packed_pos"])
     h = hidden[batch["pred_row"], batch["pred_pos"]]
-    logits = _unwrap(model).get_output_embeddings()(h).float()
-    logp = -F.cross_entropy(logits, batch["pred_target"], reduction="none")
+    logp = completion_logps(_unwrap(model).get_output_embeddings(), h, batch["pred_target"], logits_chunk)
     n_out, out = int(batch["n_out"]), batch["pred_out"]
     sums = torch.zeros(n_out, dtype=logp.dtype, device=logp.device).index_add(0, out, logp)
     lens = torch.zeros(n_out, dtype=logp.dtype, device=logp.device).index_add(0, out, torch.ones_like(logp))
