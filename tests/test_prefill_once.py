@@ -109,9 +109,11 @@ def test_factory_reads_the_option(tmp_path):
     from rationalign.cli import compose
     from rationalign.engines import build_engine
 
-    cfg = compose(["model=tiny", "engine.prefill_once=true", f"paths.root={tmp_path}"])
-    with build_engine(cfg, progress=False) as eng:
-        assert eng.prefill_once is True
+    for value in (True, False):
+        cfg = compose(["model=tiny", f"engine.prefill_once={value}", f"paths.root={tmp_path}"])
+        with build_engine(cfg, progress=False) as eng:
+            assert eng.prefill_once is value
+    assert compose(["model=tiny"]).engine.prefill_once is True  # the default
 
 
 @pytest.mark.parametrize(("top_k", "top_p"), [(50, 0.9), (0, 0.7), (5, 1.0), (3, 0.5)])
