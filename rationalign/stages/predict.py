@@ -53,18 +53,18 @@ def render_answer(answer: dict, console) -> None:
         line.append(f"[{n}]", style="cyan")
         at = t
     line.append(src[at:])
-    console.print(Text(f"[{answer['task']}] ", style="bold") + line)
+    console.print(Text.assemble((f"[{answer['task']}] ", "bold"), line))
     expl = answer["rationale"]
     for n, e in enumerate(edits, 1):
         said = [expl[j]["text"] for j in e["explained_by"]] or ["(no explanation names this edit)"]
-        head = Text(f"  [{n}] ", style="cyan") + Text(f"{e['source'] or '∅'} -> {e['target'] or '∅'} ({e['type']}): ")
-        console.print(head + Text(said[0], style="italic" if e["explained_by"] else "dim"))
+        console.print(Text.assemble((f"  [{n}] ", "cyan"), f"{e['source'] or '∅'} -> {e['target'] or '∅'} ({e['type']}): ",
+                                    (said[0], "italic" if e["explained_by"] else "dim")))
         for more in said[1:]:
             console.print(Text("      " + more, style="italic"))
     for x in expl:
         if x["edit"] is None:
             why = "names an edit not made" if x["claim"] else "names no edit"
-            console.print(Text(f"  (explains no edit: {why}) ", style="yellow") + Text(x["text"], style="dim"))
+            console.print(Text.assemble((f"  (explains no edit: {why}) ", "yellow"), (x["text"], "dim")))
     f = answer["faithfulness"]
     console.print(Text(f"  edit coverage {_pct(f['coverage'])}, rationale precision {_pct(f['precision'])}"
                        + ("" if answer["ok"] else f"; output malformed: {answer['reason']}"), style="dim"))
