@@ -88,3 +88,53 @@ def test_nothing_to_count_is_none_not_zero():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="2 tasks, 1 sources"):
         corpus_faithfulness(["gec", "gec"], ["a"], ["b"], ["c"])
+
+
+class _ScriptedEngine:
+    """Answers every prompt with 'X <source>' and a rationale naming that insertion and one edit not made."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def generate(self, prompts, **_):
+        sources = [p.split("###Input:\n")[1].split("\n\n###Response:")[0] for p in prompts]
+        return [f'X {s}\nExplanation: The word "X" should be inserted because it helps. The word "nope" should '
+                'be deleted because it is wrong.' for s in sources]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_evaluate_report_shows_both_figures_per_system(tmp_path, monkeypatch):
+    import json
+
+    import rationalign.engines as engines
+    from rationalign.cli import compose, run
+
+    monkeypatch.setattr(engines, "build_engine", _ScriptedEngine)
+    cfg = compose(["stage=evaluate", "model=tiny", "task=gec", "evaluate.systems=[base]", "data.max_test_per_task=3",
+                   f"paths.root={tmp_path}"])
+    m = run(cfg)
+    fa = m["analyses"]["faithfulness"]["base"]
+    assert fa["overall"]["edits"] == 3 and fa["overall"]["texts"] == 3  # one insertion per text
+    assert fa["overall"]["coverage"] == 1.0 and fa["overall"]["precision"] == 0.5
+    assert fa["per_task"]["gec"]["claims"] == 6
+    report = json.loads((tmp_path / "default" / "evaluate").glob("*/report.json").__next__().read_text())
+    assert report["analyses"]["faithfulness"]["base"]["overall"]["precision"] == 0.5
+    md = open(m["report"]).read()
+    assert "### Rationale faithfulness: edit coverage / rationale precision" in md
+    assert "| base | 100.0% / 50.0% | 100.0% / 50.0% |" in md
+
+
+def test_report_marks_a_system_without_rationales():
+    from rationalign.report import faithfulness_markdown
+
+    fa = {"sft": {"overall": {"coverage": 0.25, "precision": None}, "per_task": {"gec": {"coverage": 0.25,
+                                                                                         "precision": None}}},
+          "sft_no_rationale": None}
+    md = "\n".join(faithfulness_markdown(fa))
+    assert "| sft | 25.0% / N.A. | 25.0% / N.A. |" in md and "| sft_no_rationale | N.A. | N.A. |" in md
+    assert faithfulness_markdown(None) == []
