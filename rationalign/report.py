@@ -123,9 +123,9 @@ def faithfulness_markdown(fa: dict | None) -> list[str]:
         cells = [res["per_task"].get(t) for t in tasks] + [res["overall"]]
         out.append(f"| {system} | " + " | ".join(
             NA if c is None else f"{_pct(c['coverage'])} / {_pct(c['precision'])}" for c in cells) + " |")
-    out += ["", "Coverage: share of the suggestion's edits (ERRANT) that an explanation names; precision: share "
-            "of the explanations naming an edit that name one the suggestion makes. N.A.: nothing to count "
-            "(no edits, no explanation naming one, or no rationale stored).", ""]
+    out += ["", ("Coverage: share of the suggestion's edits (ERRANT) that an explanation names; precision: share "
+                 "of the explanations naming an edit that name one the suggestion makes. N.A.: nothing to count "
+                 "(no edits, no explanation naming one, or no rationale stored)."), ""]
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rationalign.explanations import Claim, align, parse_claim, span_edits, split_explanations
@@ -53,13 +55,13 @@ def test_align_marks_what_each_explanation_explains():
 CASES = [  # (task, source, suggestion, rationale): coverage and precision counted by hand below
     ("gec", "She go to school yesterday.", "She went to school yesterday.", GO),  # 1/1 edits, 1/1 claims
     ("gec", "He go to school every days .", "He goes to school every day .",      # 1/2 edits, 1/2 claims
-     'The word "go" should be replaced by "goes" because of agreement. The word "is" should be replaced by '
-     '"are" because of number. Overall it reads well.'),
+     ('The word "go" should be replaced by "goes" because of agreement. The word "is" should be replaced by '
+      '"are" because of number. Overall it reads well.')),
     ("gec", "He go to school .", "He goes to school .",                           # 0/1 edits, 0/2 claims
      'The word "go" should be replaced by "went" because of tense. The word "school" should be deleted.'),
     ("fluency", "I have car.", "I have a car.",                                   # 1/1 edits, 2/2 claims
-     'The word "a" should be inserted because a determiner is needed. Adding "a" ... the word "a" should be '
-     'inserted.'),
+     ('The word "a" should be inserted because a determiner is needed. Adding "a" ... the word "a" should be '
+      'inserted.')),
     ("fluency", "It is fine.", "It is fine.",                                      # no edits, no claims
      "The text is already fluent, so no change is needed."),
 ]
@@ -111,7 +113,7 @@ class _ScriptedEngine:
 def test_evaluate_report_shows_both_figures_per_system(tmp_path, monkeypatch):
     import json
 
-    import rationalign.engines as engines
+    from rationalign import engines
     from rationalign.cli import compose, run
 
     monkeypatch.setattr(engines, "build_engine", _ScriptedEngine)
@@ -124,7 +126,7 @@ def test_evaluate_report_shows_both_figures_per_system(tmp_path, monkeypatch):
     assert fa["per_task"]["gec"]["claims"] == 6
     report = json.loads((tmp_path / "default" / "evaluate").glob("*/report.json").__next__().read_text())
     assert report["analyses"]["faithfulness"]["base"]["overall"]["precision"] == 0.5
-    md = open(m["report"]).read()
+    md = Path(m["report"]).read_text()
     assert "### Rationale faithfulness: edit coverage / rationale precision" in md
     assert "| base | 100.0% / 50.0% | 100.0% / 50.0% |" in md
 
