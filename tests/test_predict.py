@@ -102,3 +102,25 @@ def test_bad_settings_fail_before_training(tmp_path, overrides, message):
     with pytest.raises(PredictInputError, match=message):
         run(cfg)
     assert not (tmp_path / "default" / "sft").exists()  # predict never trains
+
+
+def test_trained_system_by_stage_name_and_by_path(tiny_overrides, capsys, monkeypatch):
+    from pathlib import Path
+
+    from rationalign import engines
+    from rationalign.stages.base import Context
+
+    sft = compose(["stage=sft", "task=gec", *tiny_overrides])
+    run(sft)
+    adapter = Context(cfg=sft, workdir=Path(sft.paths.workdir)).stage_dir("sft") / "adapter"
+    loaded = []
+    real = engines.build_engine
+    monkeypatch.setattr(engines, "build_engine", lambda cfg, **k: loaded.append(k.get("adapter")) or real(cfg, **k))
+    capsys.readouterr()
+    for system in ("base", "sft", f"path:{adapter}"):
+        run(compose(["stage=predict", "task=gec", "predict.text=He go home.", "predict.format=json",
+                     "predict.max_new_tokens=12", f"predict.system={system}", *tiny_overrides]))
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["source"] == "He go home."
+    assert loaded == [None, adapter, adapter]  # the base model, then the SFT adapter either way
+    with pytest.raises(PredictInputError, match="no such directory"):
+        run(compose(["stage=predict", "predict.text=x", f"predict.system=path:{adapter}-missing", *tiny_overrides]))
