@@ -111,21 +111,26 @@ class Assistant:
         self.engine.close()
 
 
-def read_inputs(path: str | Path, default_task: str | None) -> list[tuple[str, str]]:
-    """(task, text) pairs from a .txt file (one text per non-blank line) or a .jsonl file (objects with
-    `source`, optional `task` and `id`)."""
+def read_inputs(path: str | Path, tasks: Sequence[str]) -> list[tuple[str, str, str | None]]:
+    """(task, text, id) triples from a .txt file (one text per non-blank line) or a .jsonl file (objects
+    with `source`, optional `task` and `id`). A line without a task takes the one task `tasks` holds."""
     p = Path(path)
+    if p.suffix not in (".txt", ".jsonl"):
+        raise PredictInputError(f"predict.input={p}: expected a .txt or .jsonl file")
     if not p.is_file():
         raise PredictInputError(f"predict.input: file not found: {p}")
-    lines = p.read_text(encoding="utf-8").splitlines()
+    default_task = tasks[0] if len(tasks) == 1 else None
     items = []
-    for n, line in enumerate(lines, 1):
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         where = f"{p}:{n}"
         if p.suffix == ".txt":
-            task, text = default_task, line.strip()
-        elif p.suffix == ".jsonl":
+            task, text, rid = default_task, line.strip(), None
+            if task is None:
+                raise PredictInputError(f"{where}: task= selects {len(tasks)} tasks; a .txt input needs one "
+                                        "(task=gec), or use .jsonl with a 'task' per line")
+        else:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
@@ -135,16 +140,17 @@ def read_inputs(path: str | Path, default_task: str | None) -> list[tuple[str, s
             unknown = sorted(set(obj) - {"source", "task", "id"})
             if unknown:
                 raise PredictInputError(f"{where}: unknown field(s) {unknown} (expected source, task, id)")
-            text, task = obj.get("source"), obj.get("task", default_task)
+            text, task, rid = obj.get("source"), obj.get("task", default_task), obj.get("id")
             if not isinstance(text, str) or not text.strip():
                 raise PredictInputError(f"{where}: field 'source' must be a non-empty string")
-            if not isinstance(task, str) and task is not None:
-                raise PredictInputError(f"{where}: field 'task' must be a string")
-        else:
-            raise PredictInputError(f"predict.input={p}: expected a .txt or .jsonl file")
-        if task is None:
-            raise PredictInputError(f"{where}: no 'task' field, and task= selects several tasks; give one (task=gec)")
-        items.append((task, text))
+            if task is None:
+                raise PredictInputError(f"{where}: no 'task' field, and task= selects {len(tasks)} tasks")
+            if task not in tasks:
+                raise PredictInputError(f"{where}: field 'task': '{task}' is not one of the selected tasks "
+                                        f"{list(tasks)} (task=all selects the eight)")
+            if rid is not None and not isinstance(rid, (str, int)):
+                raise PredictInputError(f"{where}: field 'id' must be a string or a number")
+        items.append((task, text, None if rid is None else str(rid)))
     if not items:
         raise PredictInputError(f"predict.input={p}: no texts in the file")
     return items

@@ -74,7 +74,18 @@ def test_file_input_txt_and_jsonl(tmp_path, capsys):
         ["She go home.", "He like it."]
 
 
+def test_jsonl_tasks_and_ids(tmp_path, capsys):
+    f = tmp_path / "in.jsonl"
+    f.write_text('{"source": "She go home.", "task": "fluency", "id": 7}\n{"source": "He like it.", "task": "gec"}\n')
+    run(compose(["stage=predict", "model=tiny", "task=all", f"predict.input={f}", "predict.format=json",
+                 "predict.max_new_tokens=4", f"paths.root={tmp_path}"]))
+    out = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+    assert [(o.get("id"), o["task"], o["source"]) for o in out] == [("7", "fluency", "She go home."),
+                                                                    (None, "gec", "He like it.")]
+
+
 @pytest.mark.parametrize("content,message", [
+    ('{"source": "x", "task": "poetry"}\n', r"in.jsonl:1: field 'task': 'poetry' is not one of the selected"),
     ('{"source": "ok", "task": "gec"}\n{"text": "x"}\n', r"in.jsonl:2: unknown field\(s\) \['text'\]"),
     ('{"source": ""}\n', r"in.jsonl:1: field 'source' must be a non-empty string"),
     ('{"source": "x"\n', r"in.jsonl:1: not valid JSON"),

@@ -20,20 +20,19 @@ from rationalign.stages.base import Context, register_stage
 FORMATS = ("rich", "json")
 
 
-def predict_items(cfg) -> list[tuple[str, str]]:
-    """(task, text) pairs named by predict.text / predict.input and task=."""
+def predict_items(cfg) -> list[tuple[str, str, str | None]]:
+    """(task, text, id) triples named by predict.text / predict.input and task=."""
     p = cfg.predict
     tasks = list(cfg.task.names)
-    default_task = tasks[0] if len(tasks) == 1 else None
     if (p.text is None) == (p.input is None):
         raise PredictInputError("stage=predict: give exactly one of predict.text=... or predict.input=<file>")
     if p.input is not None:
-        return read_inputs(p.input, default_task)
+        return read_inputs(p.input, tasks)
     if not str(p.text).strip():
         raise PredictInputError("predict.text: empty")
-    if default_task is None:
+    if len(tasks) != 1:
         raise PredictInputError(f"predict.text: task= selects {len(tasks)} tasks {tasks}; choose one (task=gec)")
-    return [(default_task, str(p.text))]
+    return [(tasks[0], str(p.text), None)]
 
 
 def render_answer(answer: dict, console) -> None:
@@ -86,9 +85,11 @@ def run_predict(ctx: Context, out=None) -> dict:
         logging.getLogger("rationalign").setLevel(logging.WARNING)
     assistant = Assistant(ctx, str(cfg.predict.system), int(cfg.predict.max_new_tokens))
     try:
-        answers = assistant.answer(items)
+        answers = assistant.answer([(task, text) for task, text, _ in items])
     finally:
         assistant.close()
+    # an id given in a .jsonl input comes back first in its answer
+    answers = [a if rid is None else {"id": rid, **a} for (_, _, rid), a in zip(items, answers)]
     if fmt == "json":
         for a in answers:
             sys.stdout.write(json.dumps(a, ensure_ascii=False) + "\n")
