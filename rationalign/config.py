@@ -266,6 +266,28 @@ class ShowPromptsParams:
 
 
 @dataclass
+class PredictParams:
+    """stage=predict (and the model stage=serve loads): which system answers, and what it reads."""
+
+    text: str | None = None  # one text ...
+    input: str | None = None  # ... or a file: .txt (one text a line) or .jsonl ({"source", "task"?, "id"?})
+    system: str = "base"  # base | sft | aligned | quark (finished stages of this run) | path:<dir>
+    format: str = "rich"  # rich: edits highlighted in the terminal | json: one object per text and line
+    max_new_tokens: int = 128
+    output: str | None = None  # also write the answers as JSON Lines here
+
+
+@dataclass
+class ServeParams:
+    """stage=serve: the local web page (rationalign.web)."""
+
+    host: str = "127.0.0.1"  # local only unless the user asks otherwise
+    port: int = 8000
+    max_chars: int = 2000  # longest text a request may send
+    max_request_bytes: int = 16384
+
+
+@dataclass
 class TrackingConfig:
     backend: str = "none"  # none | wandb
     mode: str = "offline"  # wandb: offline unless the user opts in
@@ -311,6 +333,8 @@ class RootConfig:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     quark: QuarkParams = field(default_factory=QuarkParams)
     show_prompts: ShowPromptsParams = field(default_factory=ShowPromptsParams)
+    predict: PredictParams = field(default_factory=PredictParams)
+    serve: ServeParams = field(default_factory=ServeParams)
     # Checked by their own dataclasses at stage start (rationalign.pair_rationale.config,
     # rationalign.judge.config): stage=pair_rationales and stage=judge.
     pair_rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})

@@ -231,6 +231,23 @@ def edit_analysis(records: list[Record], all_preds: dict[str, dict]) -> dict:
     return out
 
 
+def faithfulness_analysis(records: list[Record], all_preds: dict[str, dict]) -> dict:
+    """Edit coverage and rationale precision of each system's rationales, per task and overall
+    (rationalign.metrics.faithfulness); None for a system that stored no rationale."""
+    from rationalign.metrics.faithfulness import corpus_faithfulness
+
+    out: dict[str, Any] = {}
+    for system, preds in all_preds.items():
+        by_id = {p["id"]: p for rows in preds.values() for p in rows}
+        rows = [(r, by_id[r.id]) for r in records]
+        if not any(p.get("rationale") for _, p in rows):
+            out[system] = None
+            continue
+        out[system] = corpus_faithfulness([r.task for r, _ in rows], [r.source for r, _ in rows],
+                                          [p["suggestion"] for _, p in rows], [p.get("rationale") for _, p in rows])
+    return out
+
+
 @register_stage(
     "evaluate",
     # Not engine.name: greedy decoding of the same prompt ids is meant to give the same text on hf and
@@ -259,6 +276,7 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
         extra["m2_tokenization"] = tokenization
     if cfg.evaluate.analyses:
         extra["edits"] = edit_analysis(records, all_preds)
+        extra["faithfulness"] = faithfulness_analysis(records, all_preds)
         if "reward" in evaluate_upstream(cfg):
             rm = reward_model_analysis(ctx, records, all_preds)
             if rm:

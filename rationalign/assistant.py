@@ -1,0 +1,156 @@
+"""The writing assistant as its user meets it: a text and a task in; the suggestion, its ERRANT edits
+and its rationale cut into explanations, each aligned to the edit it explains, out.
+
+`Assistant` loads a system once (the base model, a trained stage of this run, or `path:<dir>`) and
+answers many requests (stage=predict, stage=serve); `explain_outputs` turns raw model outputs into
+answers and is what the tests drive with scripted outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rationalign.data.records import Record
+
+SYSTEM_STAGES = {"sft": "sft", "aligned": "align", "quark": "quark"}
+
+
+class PredictInputError(ValueError):
+    """Bad input to predict/serve; the message names the file, line and field (or the request field)."""
+
+
+def explain_outputs(tasks: Sequence[str], sources: Sequence[str], outputs: Sequence[str], position: str,
+                    prompts_cfg: Any = None) -> list[dict]:
+    """One answer per (task, source, raw model output); see the module docstring."""
+    from rationalign.explanations import align, span_edits
+    from rationalign.metrics.faithfulness import text_counts
+    from rationalign.prompts import parse_response
+
+    parsed = [parse_response(o, position, prompts_cfg) for o in outputs]
+    # As in stage=evaluate: an output with no suggestion proposes no change (and says why in `reason`).
+    suggestions = [p.suggestion or s for p, s in zip(parsed, sources)]
+    all_edits = span_edits(list(sources), suggestions)
+    answers = []
+    for task, source, out, p, sug, edits in zip(tasks, sources, outputs, parsed, suggestions, all_edits):
+        expl = align(edits, p.rationale)
+        edit_rows = [e.to_dict() | {"explained_by": [j for j, x in enumerate(expl) if x.edit == i]}
+                     for i, e in enumerate(edits)]
+        summary = text_counts(edits, expl).summary()
+        answers.append({
+            "task": task, "source": source, "suggestion": sug, "edits": edit_rows,
+            "rationale": [x.to_dict() for x in expl], "rationale_text": p.rationale,
+            "faithfulness": {"coverage": summary["coverage"], "precision": summary["precision"]},
+            "ok": bool(p.ok), "reason": p.reason or ("" if p.suggestion else "no suggestion: source kept"),
+            "output": out,
+        })
+    return answers
+
+
+def resolve_system(ctx, name: str) -> tuple[Path | None, DictConfig]:
+    """(adapter or model dir, config the system was trained with) for predict.system. A trained stage
+    must have finished under this run's config: predict never starts training."""
+    cfg = ctx.cfg
+    if name == "base":
+        return None, cfg
+    if name.startswith("path:"):
+        path = Path(name[5:])
+        if not path.is_dir():
+            raise PredictInputError(f"predict.system={name}: no such directory")
+        return path, cfg
+    stage = SYSTEM_STAGES.get(name)
+    if stage is None:
+        raise PredictInputError(f"predict.system={name}: expected base, {', '.join(SYSTEM_STAGES)} or path:<dir>")
+    if not ctx.is_done(stage):
+        raise PredictInputError(f"predict.system={name}: stage {stage} has not finished under this config "
+                                f"(expected {ctx.stage_dir(stage)}); run `rationalign stage={stage}` with the same "
+                                "overrides first, or give path:<dir>")
+    return ctx.stage_dir(stage) / "adapter", cfg
+
+
+class Assistant:
+    """One loaded system answering (task, text) requests; thread-safe (one generation at a time)."""
+
+    def __init__(self, ctx, system: str = "base", max_new_tokens: int = 128):
+        from rationalign.engines import build_engine
+        from rationalign.quark.control import inference_prefix, is_quark_dir
+        from rationalign.stages.common import position, with_rationale
+
+        model_dir, self.sys_cfg = resolve_system(ctx, system)
+        self.cfg = ctx.cfg
+        self.system = system
+        self.prefix = inference_prefix(model_dir) if is_quark_dir(model_dir) else ""
+        self.position = position(self.sys_cfg) if with_rationale(self.sys_cfg) else "none"
+        self.max_new_tokens = int(max_new_tokens)
+        self.tasks = list(self.cfg.task.names)
+        self._lock = threading.Lock()
+        self.engine = build_engine(self.cfg, adapter=model_dir, progress=False)
+
+    def answer(self, items: Sequence[tuple[str, str]]) -> list[dict]:
+        """Answers for (task, text) pairs, greedy, in order."""
+        from rationalign.stages.common import user_message
+
+        for task, text in items:
+            if task not in self.tasks:
+                raise PredictInputError(f"task '{task}': not one of the loaded tasks {self.tasks} (choose with task=...)")
+            if not text.strip():
+                raise PredictInputError("text: empty")
+        records = [Record(id=f"predict-{i}", task=t, instruction="", source=s) for i, (t, s) in enumerate(items)]
+        prompts = [self.prefix + user_message(self.sys_cfg, r) for r in records]
+        with self._lock:
+            outs = self.engine.generate(prompts, temperature=0, max_new_tokens=self.max_new_tokens)
+        return explain_outputs([r.task for r in records], [r.source for r in records], outs, self.position,
+                               self.cfg.prompts)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def read_inputs(path: str | Path, tasks: Sequence[str]) -> list[tuple[str, str, str | None]]:
+    """(task, text, id) triples from a .txt file (one text per non-blank line) or a .jsonl file (objects
+    with `source`, optional `task` and `id`). A line without a task takes the one task `tasks` holds."""
+    p = Path(path)
+    if p.suffix not in (".txt", ".jsonl"):
+        raise PredictInputError(f"predict.input={p}: expected a .txt or .jsonl file")
+    if not p.is_file():
+        raise PredictInputError(f"predict.input: file not found: {p}")
+    default_task = tasks[0] if len(tasks) == 1 else None
+    items = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{p}:{n}"
+        if p.suffix == ".txt":
+            task, text, rid = default_task, line.strip(), None
+            if task is None:
+                raise PredictInputError(f"{where}: task= selects {len(tasks)} tasks; a .txt input needs one "
+                                        "(task=gec), or use .jsonl with a 'task' per line")
+        else:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise PredictInputError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise PredictInputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            unknown = sorted(set(obj) - {"source", "task", "id"})
+            if unknown:
+                raise PredictInputError(f"{where}: unknown field(s) {unknown} (expected source, task, id)")
+            text, task, rid = obj.get("source"), obj.get("task", default_task), obj.get("id")
+            if not isinstance(text, str) or not text.strip():
+                raise PredictInputError(f"{where}: field 'source' must be a non-empty string")
+            if task is None:
+                raise PredictInputError(f"{where}: no 'task' field, and task= selects {len(tasks)} tasks")
+            if task not in tasks:
+                raise PredictInputError(f"{where}: field 'task': '{task}' is not one of the selected tasks "
+                                        f"{list(tasks)} (task=all selects the eight)")
+            if rid is not None and not isinstance(rid, (str, int)):
+                raise PredictInputError(f"{where}: field 'id' must be a string or a number")
+        items.append((task, text, None if rid is None else str(rid)))
+    if not items:
+        raise PredictInputError(f"predict.input={p}: no texts in the file")
+    return items

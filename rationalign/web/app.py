@@ -1,0 +1,72 @@
+"""The local web page of stage=serve (FastAPI): a text box and a task selector; the answer comes back
+as the text with each edit highlighted and its explanation beside it.
+
+`create_app(assistant, ...)` takes anything with `.tasks` and `.answer([(task, text)]) -> [answer]`
+(rationalign.assistant.Assistant, loaded once by the stage), so tests can also drive the page with a
+scripted assistant. Requests are bounded twice: by body size before the body is read, and by the
+text's length; every refusal is JSON {"error": "..."} that the page shows as it is.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from rationalign.assistant import PredictInputError
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class PredictRequest(BaseModel):
+    text: str
+    task: str
+
+
+def create_app(assistant: Any, *, max_chars: int = 2000, max_request_bytes: int = 16384) -> FastAPI:
+    page = files("rationalign.web").joinpath("page.html").read_text(encoding="utf-8")
+    app = FastAPI(title="rationalign", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def bound_body(request: Request, call_next):
+        if request.method == "POST":
+            size = request.headers.get("content-length")
+            if size is None:
+                return _error(411, "the request needs a Content-Length header")
+            if not size.isdigit() or int(size) > max_request_bytes:
+                return _error(413, f"request body over {max_request_bytes} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return _error(422, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page
+
+    @app.get("/api/tasks")
+    def tasks() -> dict:
+        return {"tasks": list(assistant.tasks), "max_chars": max_chars}
+
+    @app.post("/api/predict")
+    def predict(req: PredictRequest):  # sync: FastAPI runs it in a worker thread, generation blocks
+        if len(req.text) > max_chars:
+            return _error(422, f"text: {len(req.text)} characters, over the limit of {max_chars}")
+        if not req.text.strip():
+            return _error(422, "text: empty")
+        try:
+            (answer,) = assistant.answer([(req.task, req.text)])
+        except PredictInputError as e:
+            return _error(422, str(e))
+        return answer
+
+    return app
