@@ -88,7 +88,7 @@ def test_every_loss_trains_with_one_forward_per_step(name, shared_prompt, pairs_
     real, real_packed = P.sequence_logps, SP.packed_sequence_logps
     monkeypatch.setattr(P, "sequence_logps", lambda m, ids, *a: calls.append(ids.shape[0]) or real(m, ids, *a))
     monkeypatch.setattr(SP, "packed_sequence_logps",
-                        lambda m, b: calls.append(b["packed_ids"].shape[0]) or real_packed(m, b))
+                        lambda m, b, **kw: calls.append(b["packed_ids"].shape[0]) or real_packed(m, b, **kw))
     trainer = P.build_preference_trainer(model, tok, ds, setup, train_cfg(max_steps=1), tmp_path, seed=0,
                                          shared_prompt=shared_prompt)
     trainer.train()
