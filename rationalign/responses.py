@@ -220,6 +220,31 @@ def _parse_before(text: str, rat_rx: re.Pattern, sug_rx: re.Pattern) -> ParsedRe
     return ParsedResponse(suggestion, rationale, True, "; ".join(notes))
 
 
+def parse_stopped_response(text: Any, prompts_cfg: Any = None) -> ParsedResponse:
+    """An "after" answer whose generation was stopped at the rationale marker (evaluate.stop_at_rationale).
+
+    Well formed is "<suggestion><sep><rationale_marker>": the marker is kept in the text (HF and vLLM
+    both keep stop strings) and the rationale was never generated, so it is empty by design, not
+    missing. An output that never reached the marker is malformed as in `parse_response`.
+    """
+    try:
+        r = _response_cfg(prompts_cfg)
+    except PromptConfigError as e:
+        return ParsedResponse("", "", False, f"bad response config: {e}")
+    text = _clean("" if text is None else str(text))
+    if not text:
+        return ParsedResponse("", "", False, "empty output")
+    m = _find(_marker_regex(r["rationale_marker"]), text)
+    head = text if m is None else text[: m.start()]
+    suggestion, n_sug = _strip_leading(_marker_regex(r["suggestion_marker"]), head.strip())
+    suggestion = suggestion.strip()
+    if m is None:
+        return ParsedResponse(suggestion, "", False, "missing rationale marker")
+    if not suggestion:
+        return ParsedResponse("", "", False, "empty suggestion")
+    return ParsedResponse(suggestion, "", True, "removed a leading suggestion marker" if n_sug else "")
+
+
 def parse_responses(texts: Sequence[Any], position: str = "after", prompts_cfg: Any = None) -> list[ParsedResponse]:
     """`parse_response` over a batch."""
     return [parse_response(t, position, prompts_cfg) for t in texts]

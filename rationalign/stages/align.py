@@ -59,7 +59,8 @@ def _adapter_identity(adapter_dir: Path) -> str:
 @register_stage(
     "align",
     collective=True,  # trains: every rank of accelerate launch takes part
-    config_keys=("model", "task", "prompts", "loss", "align", "seed", "rationale.position", "rationale.name"),
+    config_keys=("model", "task", "prompts", "loss", "align", "seed", "rationale.position", "rationale.name",
+                 "sft.use_rationale"),
     upstream=align_upstream,
     input_files=align_inputs,
 )

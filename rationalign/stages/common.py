@@ -17,7 +17,17 @@ def position(cfg: DictConfig) -> str:
 
 
 def with_rationale(cfg: DictConfig) -> bool:
-    return cfg.rationale.name != "none" and position(cfg) != "none"
+    """Whether the writing assistant was trained to write a rationale: the one switch that SFT,
+    sampling, alignment and evaluation all read, so every stage prompts and parses in the mode SFT
+    trained with (sft.use_rationale=false trains, and so prompts, without one)."""
+    sft = cfg.get("sft")
+    use = True if sft is None else bool(sft.get("use_rationale", True))
+    return use and cfg.rationale.name != "none" and position(cfg) != "none"
+
+
+def response_position(cfg: DictConfig) -> str:
+    """Where the rationale sits in the model's answer, "none" when it writes none (parse mode)."""
+    return position(cfg) if with_rationale(cfg) else "none"
 
 
 def layout(cfg: DictConfig):

@@ -16,7 +16,7 @@ from rationalign.data.records import Record
 from rationalign.data.splits import load_split, split_files
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, device_of, position, user_message, with_rationale
+from rationalign.stages.common import cache_dir, device_of, response_position, user_message
 
 log = logging.getLogger("rationalign")
 
@@ -60,7 +60,7 @@ def describe_system(cfg, name: str) -> str:
     if name == "sft_no_rationale":
         return "SFT on suggestions only (rationale.position=none)"
     if name == "sft":
-        return f"SFT, rationale {position(cfg) if with_rationale(cfg) else 'none'}"
+        return f"SFT, rationale {response_position(cfg)}"
     if name == "aligned":
         return f"SFT + preference optimisation, loss={cfg.loss.name}"
     if name == "quark":
@@ -81,6 +81,7 @@ def column_of(spec: Any, record: Record) -> str:
 def generate_predictions(ctx: Context, out: Path, system: str, records: list[Record]) -> dict[str, list[dict]]:
     """{task: [{id, output, suggestion, rationale, ok}]}; per-task files are reused when present."""
     from rationalign.prompts import parse_response
+    from rationalign.responses import parse_stopped_response
 
     by_task: dict[str, list[Record]] = defaultdict(list)
     for r in records:
@@ -100,9 +101,10 @@ def generate_predictions(ctx: Context, out: Path, system: str, records: list[Rec
     model_dir, sys_cfg = resolve_system(ctx, system)
     # QUARK policies answer conditioned on the best bin of every reward; prefix is "" otherwise.
     prefix = inference_prefix(model_dir) if is_quark_dir(model_dir) else ""
-    pos = position(sys_cfg) if with_rationale(sys_cfg) else "none"
+    pos = response_position(sys_cfg)
     marker = OmegaConf.select(ctx.cfg, "prompts.response.rationale_marker") or "Explanation:"
-    stop = [marker] if ctx.cfg.evaluate.stop_at_rationale and pos == "after" else None
+    stopped = bool(ctx.cfg.evaluate.stop_at_rationale) and pos == "after"
+    stop = [marker] if stopped else None
     with build_engine(ctx.cfg, adapter=model_dir) as engine:
         for task in todo:
             recs = by_task[task]
@@ -110,7 +112,8 @@ def generate_predictions(ctx: Context, out: Path, system: str, records: list[Rec
                                    max_new_tokens=int(ctx.cfg.evaluate.max_new_tokens), stop=stop)
             rows = []
             for r, o in zip(recs, outs):
-                p = parse_response(o, pos, ctx.cfg.prompts)
+                # Stopped at the marker, a well-formed answer ends "<suggestion>\n<marker>" (no rationale).
+                p = parse_stopped_response(o, ctx.cfg.prompts) if stopped else parse_response(o, pos, ctx.cfg.prompts)
                 # A malformed answer is still scored on what it proposes (the text before any marker);
                 # an empty suggestion scores as "no change" rather than being dropped.
                 suggestion = p.suggestion if p.suggestion else r.source

@@ -15,14 +15,14 @@ from rationalign.data.records import Record
 from rationalign.data.splits import load_split, split_files
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import position, user_message, with_rationale
+from rationalign.stages.common import response_position, user_message
 
 log = logging.getLogger("rationalign")
 
 def parse_candidates(cfg, texts: list[str]) -> list[dict]:
     from rationalign.prompts import parse_response
 
-    pos = position(cfg) if with_rationale(cfg) else "none"
+    pos = response_position(cfg)
     out = []
     for t in texts:
         p = parse_response(t, pos, cfg.prompts)
@@ -67,8 +67,7 @@ def sample_records(ctx: Context, out: Path, records: list[Record], adapter_dir: 
 @register_stage(
     "sample",
     config_keys=("task.names", "data", "prompts", "sample", "engine.name", "engine.batch_size", "engine.prefill_once",
-                 "engine.sampling",
-                 "seed", "rationale.position"),
+                 "engine.sampling", "seed", "rationale.position", "rationale.name", "sft.use_rationale"),
     upstream=("sft",),
     input_files=split_files,
 )

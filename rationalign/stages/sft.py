@@ -15,7 +15,7 @@ log = logging.getLogger("rationalign")
 
 
 def _uses_rationale(cfg) -> bool:
-    return bool(cfg.sft.use_rationale) and with_rationale(cfg)
+    return with_rationale(cfg)  # reads sft.use_rationale too (stages/common.py)
 
 
 def sft_upstream(cfg):
