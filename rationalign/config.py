@@ -7,9 +7,9 @@ Group yaml files under conf/ only set values; defaults and types live here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -168,11 +168,22 @@ class SFTParams:
     use_rationale: bool = True
 
 
+# The same knobs as TrainConfig, each null by default: "as sft.train" (the K-fold models get the SFT
+# model's training budget unless a run says otherwise, so their samples are revisions like the
+# policy's, not an under-trained model's commentary).
+TrainOverrides = make_dataclass(
+    "TrainOverrides", [(f.name, Optional[get_type_hints(TrainConfig)[f.name]], field(default=None)) for f in fields(TrainConfig)])
+
+
 @dataclass
 class KFoldParams:
     k: int = 3
     n_samples: int = 4
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=3e-4))
+    train: TrainOverrides = field(default_factory=TrainOverrides)  # null fields follow sft.train
+    # Metric-ranked pairs kept per input, out of the N(N-1)/2 pairs of distinct samples
+    # (null: every pair whose metric scores differ by more than min_metric_gap).
+    pairs_per_input: Optional[int] = None
+    min_metric_gap: float = 0.0  # a pair needs |metric(a) - metric(b)| > this (0: drop only ties)
 
 
 @dataclass

@@ -113,7 +113,46 @@ def test_rank_pairs_orders_by_metric_and_counts_ties():
             Record(id="c", task="fluency", instruction="Fix:", source="one two", target="one three")]
     samples = {"a": ["zz zz", "He goes home ."], "b": [" only ", "only", ""], "c": ["one four", "one five"]}
     pairs, dropped = K.rank_pairs(cfg, recs, samples, seed=0)
-    assert dropped == {"fewer_than_two_distinct_samples": 1, "metric_tie": 1}
+    assert dropped == {"fewer_than_two_distinct_samples": 1, "metric_tie": 1, "below_min_metric_gap": 0,
+                       "over_pairs_per_input": 0}
     assert len(pairs) == 1 and pairs[0]["id"] == "a"
     assert pairs[0]["chosen"] == "He goes home ." and pairs[0]["rejected"] == "zz zz"
     assert pairs[0]["chosen_score"] > pairs[0]["rejected_score"]
+
+
+def _four_samples():
+    rec = Record(id="a", task="fluency", instruction="Fix:", source="he go home .", target="He goes home now .")
+    # Four distinct samples with four distinct BLEU scores against the gold: six ranked pairs.
+    samples = {"a": ["He goes home now .", "He goes home .", "He home .", "zz"]}
+    return rec, samples
+
+
+def test_rank_pairs_keeps_every_ranked_pair_per_input_by_default():
+    rec, samples = _four_samples()
+    pairs, dropped = K.rank_pairs(compose(["task=fluency"]), [rec], samples, seed=0)
+    assert len(pairs) == 6 and sum(dropped.values()) == 0
+    assert {(p["chosen"], p["rejected"]) for p in pairs} == {
+        (a, b) for i, a in enumerate(samples["a"]) for b in samples["a"][i + 1:]}  # listed best first
+    assert all(p["chosen_score"] > p["rejected_score"] for p in pairs)
+
+
+def test_rank_pairs_caps_pairs_per_input_and_applies_the_metric_gap():
+    rec, samples = _four_samples()
+    capped, dropped = K.rank_pairs(compose(["task=fluency", "kfold.pairs_per_input=2"]), [rec], samples, seed=0)
+    assert len(capped) == 2 and dropped["over_pairs_per_input"] == 4
+    again, _ = K.rank_pairs(compose(["task=fluency", "kfold.pairs_per_input=2"]), [rec], samples, seed=0)
+    assert again == capped  # seeded
+    every, _ = K.rank_pairs(compose(["task=fluency"]), [rec], samples, seed=0)
+    gaps = sorted(p["chosen_score"] - p["rejected_score"] for p in every)
+    cut = (gaps[2] + gaps[3]) / 2
+    wide, dropped = K.rank_pairs(compose(["task=fluency", f"kfold.min_metric_gap={cut}"]), [rec], samples, seed=0)
+    assert len(wide) == 3 and dropped["below_min_metric_gap"] == 3
+    assert all(p["chosen_score"] - p["rejected_score"] > cut for p in wide)
+
+
+def test_kfold_models_train_as_the_sft_model_unless_set():
+    cfg = compose(["sft.train.epochs=4", "sft.train.lr=1e-3", "sft.train.batch_size=8"])
+    t = K.kfold_train(cfg)
+    assert (t.epochs, t.lr, t.batch_size) == (4, 1e-3, 8)
+    t = K.kfold_train(compose(["sft.train.epochs=4", "kfold.train.epochs=1"]))
+    assert (t.epochs, t.lr) == (1, compose([]).sft.train.lr)  # only the set value differs

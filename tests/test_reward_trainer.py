@@ -77,6 +77,10 @@ def test_reward_stage_learns_and_scorer_agrees(tmp_path):
     # before training), so the learning signal is the held-out margin, which starts near 0.
     assert m["heldout_accuracy"] >= 0.9, m
     assert m["heldout_margin"] > m["heldout_margin_before"] + 1.0 and m["heldout_margin"] > 1.0, m
+    # The pooled held-out summary the report reads: same pairs, same accuracy, an interval around it.
+    h = manifest["heldout"]
+    assert h["pairs"] == manifest["counts"]["heldout_pairs"] and h["accuracy"] == pytest.approx(m["heldout_accuracy"])
+    assert 0 <= h["ci"][0] <= h["accuracy"] <= h["ci"][1] <= 1 and "heldout_correct" not in m
 
     # The saved RM scores unseen items: clean suggestions above marked ones, in input order, batched.
     from rationalign.stages.base import Context

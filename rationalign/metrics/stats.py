@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["paired_bootstrap", "pearson"]
+__all__ = ["bootstrap_ci", "paired_bootstrap", "pearson"]
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
@@ -46,3 +47,34 @@ def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float], n_res
     else:
         diff = np.array([aggregate(a[i]) - aggregate(b[i]) for i in idx])
     return float(np.mean(diff <= 0))
+
+
+def bootstrap_ci(values: Sequence[float], groups: Sequence[Any] | None = None, n_resamples: int = 10000,
+                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean (e.g. pairwise accuracy from 0/1 outcomes).
+
+    With ``groups`` (e.g. the input each RM pair comes from) whole groups are resampled, so pairs
+    that share an input, and so are not independent, do not narrow the interval; the resampled
+    statistic is sum(values) / count over the drawn groups.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or len(v) == 0:
+        raise ValueError("bootstrap_ci: need a non-empty 1-D sequence")
+    if not 0 < level < 1:
+        raise ValueError(f"bootstrap_ci: level must be in (0, 1), got {level}")
+    if groups is None:
+        sums, counts = v, np.ones_like(v)
+    else:
+        if len(groups) != len(v):
+            raise ValueError(f"bootstrap_ci: {len(groups)} groups for {len(v)} values")
+        keys = list(dict.fromkeys(groups))
+        index = {g: i for i, g in enumerate(keys)}
+        sums, counts = np.zeros(len(keys)), np.zeros(len(keys))
+        for x, g in zip(v, groups):
+            sums[index[g]] += x
+            counts[index[g]] += 1
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
+    stat = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(stat, tail)), float(np.quantile(stat, 1 - tail))

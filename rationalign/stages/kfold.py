@@ -32,6 +32,16 @@ def assign_folds(records: list[Record], k: int, seed: int) -> list[int]:
     return folds
 
 
+def kfold_train(cfg):
+    """The fold models' trainer settings: sft.train, with each kfold.train value that is set on top."""
+    from omegaconf import OmegaConf
+
+    base = OmegaConf.to_container(cfg.sft.train, resolve=True)
+    own = OmegaConf.to_container(cfg.kfold.train, resolve=True) if cfg.kfold.get("train") else {}
+    base.update({k: v for k, v in own.items() if v is not None})
+    return OmegaConf.create(base)
+
+
 def _train_and_sample(ctx: Context, fold_dir: Path, train: list[Record], held: list[Record]) -> list[dict]:
     from rationalign.engines import build_engine
     from rationalign.models import load_for_training
@@ -40,7 +50,7 @@ def _train_and_sample(ctx: Context, fold_dir: Path, train: list[Record], held: l
     cfg = ctx.cfg
     examples = [SFTExample(user_message(cfg, r, rationale=False), r.target) for r in train]
     model, tok = load_for_training(cfg.model, cache_dir(cfg))
-    stats = train_sft(model, tok, examples, cfg.kfold.train, fold_dir, max_length=int(cfg.model.max_length),
+    stats = train_sft(model, tok, examples, kfold_train(cfg), fold_dir, max_length=int(cfg.model.max_length),
                       seed=int(cfg.seed), layout=layout(cfg), tracking=None, device=cfg.device)
     s = cfg.engine.sampling
 
@@ -58,25 +68,39 @@ def _train_and_sample(ctx: Context, fold_dir: Path, train: list[Record], held: l
 
 
 def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: int) -> tuple[list[dict], dict]:
-    """Two random distinct samples per input, ordered by the task metric; ties dropped and counted."""
+    """Metric-ranked pairs of distinct samples per input: every pair whose scores differ by more than
+    kfold.min_metric_gap, or a seeded choice of kfold.pairs_per_input of them. Dropped pairs are counted."""
+    from itertools import combinations
+
     from rationalign.scoring import sentence_score
 
-    pairs, dropped = [], {"fewer_than_two_distinct_samples": 0, "metric_tie": 0}
+    per_input = cfg.kfold.get("pairs_per_input")
+    gap = float(cfg.kfold.get("min_metric_gap") or 0.0)
+    pairs = []
+    dropped = {"fewer_than_two_distinct_samples": 0, "metric_tie": 0, "below_min_metric_gap": 0,
+               "over_pairs_per_input": 0}
     for r in records:
         distinct = sorted({s.strip() for s in samples.get(r.id, []) if s.strip()})
         if len(distinct) < 2:
             dropped["fewer_than_two_distinct_samples"] += 1
             continue
-        a, b = random.Random(f"{seed}-{r.id}").sample(distinct, 2)
         spec = cfg.task.specs[r.task]
-        sa, sb = sentence_score(spec, r, a), sentence_score(spec, r, b)
-        if sa == sb:
-            dropped["metric_tie"] += 1
-            continue
-        (cs, c), (rs, rj) = sorted([(sa, a), (sb, b)], reverse=True)
-        pairs.append({"id": r.id, "task": r.task, "instruction": r.instruction, "source": r.source,
-                      "chosen": c, "rejected": rj, "chosen_score": cs, "rejected_score": rs,
-                      "metric": spec.metric})
+        score = {s: sentence_score(spec, r, s) for s in distinct}
+        ranked = []
+        for a, b in combinations(distinct, 2):
+            if score[a] == score[b]:
+                dropped["metric_tie"] += 1
+            elif abs(score[a] - score[b]) <= gap:
+                dropped["below_min_metric_gap"] += 1
+            else:
+                ranked.append((a, b) if score[a] > score[b] else (b, a))
+        if per_input is not None and len(ranked) > int(per_input):
+            dropped["over_pairs_per_input"] += len(ranked) - int(per_input)
+            ranked = random.Random(f"{seed}-{r.id}").sample(ranked, int(per_input))
+        for c, rj in ranked:
+            pairs.append({"id": r.id, "task": r.task, "instruction": r.instruction, "source": r.source,
+                          "chosen": c, "rejected": rj, "chosen_score": score[c], "rejected_score": score[rj],
+                          "metric": spec.metric})
     return pairs, dropped
 
 
@@ -84,7 +108,8 @@ def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: 
     "kfold",
     collective=True,  # trains: every rank of accelerate launch takes part
     # engine.name/batch_size/prefill_once: the engines draw different random samples (engines/__init__.py).
-    config_keys=("model", "task", "data", "prompts", "kfold", "engine.name", "engine.batch_size",
+    # sft.train: the fold models train as the SFT model unless kfold.train says otherwise.
+    config_keys=("model", "task", "data", "prompts", "kfold", "sft.train", "engine.name", "engine.batch_size",
                  "engine.prefill_once", "engine.sampling", "sample.max_new_tokens", "seed"),
     input_files=split_files,
 )

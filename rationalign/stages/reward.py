@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from rationalign.io import atomic_write_json
+from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
 from rationalign.stages.common import cache_dir
 
@@ -58,7 +58,7 @@ def run_reward(ctx: Context, out: Path) -> dict:
         groups = sorted({p.task or "*" for p in pairs})
     else:
         groups = ["*"]
-    metrics, adapters = {}, {}
+    metrics, adapters, outcomes = {}, {}, []
     for g in groups:
         tr = [p for p in train_pairs if g == "*" or (p.task or "*") == g]
         he = [p for p in held if g == "*" or (p.task or "*") == g]
@@ -67,11 +67,30 @@ def run_reward(ctx: Context, out: Path) -> dict:
         stats = train_reward(model, tok, tr, he, template, cfg.reward.train, out / sub,
                              max_length=max_length, seed=int(cfg.seed), tracking=cfg.tracking, device=cfg.device)
         atomic_write_json(out / f"train_log{'' if g == '*' else '-' + g}.json", stats.pop("log_history"))
+        outcomes += [{"id": p.id, "task": p.task, "correct": c} for p, c in zip(he, stats.pop("heldout_correct"))]
         save_model(model, tok, rm_dir / sub, merge=bool(cfg.model.lora.merge))
         adapters[g] = sub
         metrics[g] = stats
     write_meta(rm_dir, cfg.model, template, adapters, max_length)
+    atomic_write_jsonl(out / "heldout.jsonl", outcomes)
+    heldout = heldout_summary(outcomes, int(cfg.seed))
     counts = {"pairs": len(pairs), "train_pairs": len(train_pairs), "heldout_pairs": len(held),
               "by_task": dict(Counter(p.task or "*" for p in pairs)), "adapters": len(adapters)}
-    log.info("reward: %s", {g: (m["train_loss"], m["heldout_accuracy"]) for g, m in metrics.items()})
-    return {"counts": counts, "metrics": metrics["*"] if groups == ["*"] else metrics, "pairs_file": str(path)}
+    log.info("reward: %s; held-out %s", {g: (m["train_loss"], m["heldout_accuracy"]) for g, m in metrics.items()},
+             heldout)
+    return {"counts": counts, "metrics": metrics["*"] if groups == ["*"] else metrics, "heldout": heldout,
+            "pairs_file": str(path)}
+
+
+def heldout_summary(outcomes: list[dict], seed: int) -> dict:
+    """Pairwise accuracy of the trained RM on pairs from inputs it never trained on (split_heldout
+    splits by input), all adapters pooled, with a 95% bootstrap interval that resamples inputs."""
+    from rationalign.metrics.stats import bootstrap_ci
+
+    if not outcomes:
+        return {"accuracy": None, "ci": None, "pairs": 0, "inputs": 0}
+    correct = [1.0 if o["correct"] else 0.0 for o in outcomes]
+    inputs = [(o["task"], o["id"]) for o in outcomes]
+    lo, hi = bootstrap_ci(correct, groups=inputs, seed=seed)
+    return {"accuracy": sum(correct) / len(correct), "ci": [lo, hi], "pairs": len(correct),
+            "inputs": len(set(inputs)), "ci_method": "percentile bootstrap over inputs, 10000 resamples"}

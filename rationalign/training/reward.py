@@ -113,11 +113,11 @@ def bt_loss_fn(model, inputs, num_items_in_batch=None):
 def pairwise_accuracy(model, tokenizer, dataset: EncodedDataset, batch_size: int = 16) -> dict[str, float]:
     """Fraction of pairs with r(chosen) > r(rejected), and the mean margin."""
     if len(dataset) == 0:
-        return {"accuracy": float("nan"), "margin": float("nan"), "pairs": 0}
+        return {"accuracy": float("nan"), "margin": float("nan"), "pairs": 0, "correct": []}
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    wins, margins = 0, []
+    wins, margins, correct = 0, [], []
     for i in range(0, len(dataset), batch_size):
         batch = collate_rm([dataset[j] for j in range(i, min(i + batch_size, len(dataset)))], tokenizer.pad_token_id)
         s = _last_token_scores(model, batch["input_ids"].to(device), batch["attention_mask"].to(device))
@@ -125,8 +125,10 @@ def pairwise_accuracy(model, tokenizer, dataset: EncodedDataset, batch_size: int
         d = s[:b] - s[b:]
         wins += int((d > 0).sum())
         margins.extend(d.tolist())
+        correct.extend(bool(x) for x in (d > 0).tolist())
     model.train(was_training)
-    return {"accuracy": wins / len(dataset), "margin": sum(margins) / len(margins), "pairs": len(dataset)}
+    return {"accuracy": wins / len(dataset), "margin": sum(margins) / len(margins), "pairs": len(dataset),
+            "correct": correct}
 
 
 def split_heldout(pairs: Sequence[RMPair], fraction: float, seed: int) -> tuple[list[RMPair], list[RMPair]]:
@@ -169,7 +171,8 @@ def ensure_head_trainable(model) -> None:
 def train_reward(model, tokenizer, train_pairs: Sequence[RMPair], heldout_pairs: Sequence[RMPair],
                  template: RMTemplate, train_cfg: Any, out_dir: Path, *, max_length: int, seed: int,
                  tracking: Any = None, device: str = "auto") -> dict:
-    """Train in place; returns loss statistics and held-out accuracy before and after training."""
+    """Train in place; returns loss statistics, held-out accuracy before and after training, and
+    whether the trained RM ranks each held-out pair right (heldout_correct, in heldout_pairs order)."""
     ensure_head_trainable(model)
     s2s = is_seq2seq(model)
     train_ds = encode_rm_pairs(train_pairs, tokenizer, template, max_length, seq2seq=s2s)
@@ -184,7 +187,7 @@ def train_reward(model, tokenizer, train_pairs: Sequence[RMPair], heldout_pairs:
     stats.update(train_pairs=len(train_ds), heldout_pairs=len(held_ds), heldout_accuracy=after["accuracy"],
                  heldout_margin=after["margin"], heldout_accuracy_before=before["accuracy"],
                  heldout_margin_before=before["margin"],
-                 train_accuracy=train_acc["accuracy"])
+                 train_accuracy=train_acc["accuracy"], heldout_correct=after["correct"])
     return stats
 
 
