@@ -171,8 +171,9 @@ class SFTParams:
 # The same knobs as TrainConfig, each null by default: "as sft.train" (the K-fold models get the SFT
 # model's training budget unless a run says otherwise, so their samples are revisions like the
 # policy's, not an under-trained model's commentary).
-TrainOverrides = make_dataclass(
-    "TrainOverrides", [(f.name, Optional[get_type_hints(TrainConfig)[f.name]], field(default=None)) for f in fields(TrainConfig)])
+_HINTS = get_type_hints(TrainConfig)
+TrainOverrides = make_dataclass(  # Optional[...]: OmegaConf reads typing.Optional, not types.UnionType
+    "TrainOverrides", [(f.name, Optional[_HINTS[f.name]], field(default=None)) for f in fields(TrainConfig)])  # noqa: UP045
 
 
 @dataclass
@@ -182,7 +183,7 @@ class KFoldParams:
     train: TrainOverrides = field(default_factory=TrainOverrides)  # null fields follow sft.train
     # Metric-ranked pairs kept per input, out of the N(N-1)/2 pairs of distinct samples
     # (null: every pair whose metric scores differ by more than min_metric_gap).
-    pairs_per_input: Optional[int] = None
+    pairs_per_input: int | None = None
     min_metric_gap: float = 0.0  # a pair needs |metric(a) - metric(b)| > this (0: drop only ties)
 
 

@@ -66,14 +66,32 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def summary_keys(extra: dict) -> dict:
+    """The report.json keys outside checks read: reward_model.heldout_accuracy (0-1),
+    .heldout_accuracy_ci ([lo, hi]), .heldout_pairs, and systems.<name>.mean_reward."""
+    rm = extra.get("reward_model") or {}
+    scores = rm.get("systems") or {}
+    systems = {name: {"description": desc, "mean_reward": (scores.get(name) or {}).get("mean_reward"),
+                      "mean_metric": (scores.get(name) or {}).get("mean_metric")}
+               for name, desc in (extra.get("systems") or {}).items()}
+    reward_model = {k: rm.get(k) for k in ("heldout_accuracy", "heldout_accuracy_ci", "heldout_pairs",
+                                           "heldout_inputs")} if rm else None
+    return {"reward_model": reward_model, "systems": systems, "significance": extra.get("significance") or {}}
+
+
 def write_report(out_dir: Path, name: str, results: dict[str, dict[str, dict]], extra: dict | None = None) -> str:
+    from rationalign.report_reading import what_this_run_shows
+
     rows = build_table(results)
+    extra = extra or {}
+    summary = summary_keys(extra)
     md = to_markdown(rows)
     if extra:
         md += "\n" + analyses_markdown(extra)
+        md += "\n### What this run shows\n\n" + what_this_run_shows(rows, summary) + "\n"
     atomic_write_text(out_dir / f"{name}.md", md)
     atomic_write_text(out_dir / f"{name}.csv", to_csv(rows))
-    atomic_write_json(out_dir / f"{name}.json", {"rows": rows, "results": results, "analyses": extra or {}})
+    atomic_write_json(out_dir / f"{name}.json", {"rows": rows, "results": results, **summary, "analyses": extra})
     return md
 
 
@@ -90,12 +108,8 @@ def analyses_markdown(extra: dict) -> str:
     out = []
     if extra.get("systems"):
         out += ["Systems:", ""] + [f"- **{k}**: {v}" for k, v in extra["systems"].items()] + [""]
-    rm = extra.get("reward_model")
-    if rm:
-        out += ["### Reward-model quality (paper Sec. 5: 88% agreement, Pearson 0.63)", "",
-                f"- inputs compared: {rm['inputs']} (ties dropped: {rm['ties']})",
-                f"- share where metric(s_w) > metric(s_l): {_pct(rm.get('agreement'))}",
-                f"- Pearson(reward, metric) over {rm['points']} suggestions: {_num(rm.get('pearson'))}", ""]
+    out += reward_model_markdown(extra.get("reward_model"))
+    out += significance_markdown(extra.get("significance"))
     for col, tk in (extra.get("m2_tokenization") or {}).items():
         out += [f"{col} (M2 scoring): {m2_tokenization_line(tk)}", ""]
     ed = extra.get("edits")
@@ -127,6 +141,49 @@ def faithfulness_markdown(fa: dict | None) -> list[str]:
                  "of the explanations naming an edit that name one the suggestion makes. N.A.: nothing to count "
                  "(no edits, no explanation naming one, or no rationale stored)."), ""]
     return out
+
+
+def reward_model_markdown(rm: dict | None) -> list[str]:
+    if not rm:
+        return []
+    out = ["### Reward model (paper Sec. 5: 88% agreement, Pearson 0.63)", ""]
+    if rm.get("heldout_pairs"):
+        lo, hi = rm["heldout_accuracy_ci"]
+        out.append(f"- held-out pairwise accuracy: {_pct(rm['heldout_accuracy'])} (95% CI {_pct(lo)} to {_pct(hi)}; "
+                   f"{rm['heldout_pairs']} K-fold pairs from {rm['heldout_inputs']} inputs the RM never trained on; "
+                   f"{rm.get('heldout_ci_method') or 'bootstrap'})")
+    else:
+        out.append("- held-out pairwise accuracy: N.A. (no held-out pairs: reward.heldout_fraction=0 or too few inputs)")
+    t = rm.get("test_outputs") or {}
+    if t:
+        per_task = ", ".join(f"{k} {_num(v)}" for k, v in (t.get("pearson_per_task") or {}).items()) or NA
+        out += [(f"- test outputs of {', '.join(t['systems']) or 'no trained system'} (base zero-shot left out): "
+                 f"share of {t['inputs']} inputs where the higher-reward suggestion has the higher metric: "
+                 f"{_pct(t.get('agreement'))} (ties dropped: {t['ties']})"),
+                (f"- Pearson(reward, metric) per task over {t['points']} suggestions: {per_task}; "
+                 f"mean over tasks {_num(t.get('pearson_mean'))}")]
+    systems = rm.get("systems") or {}
+    if systems:
+        out += ["", "| System | mean RM reward (test outputs) | mean sentence metric |", "|---|---|---|"]
+        out += [f"| {s} | {v['mean_reward']:.3f} | {v['mean_metric']:.1f} |" for s, v in systems.items()]
+    return out + [""]
+
+
+def significance_markdown(sig: dict | None) -> list[str]:
+    """Per column, one-tailed paired bootstrap p for "the first system scores higher"."""
+    if not sig:
+        return []
+    labels = list(dict.fromkeys(label for comps in sig.values() for label in comps))
+    out = ["### Significance per column (one-tailed paired bootstrap on sentence scores, 10000 resamples)", "",
+           "p is for \"the first system scores higher\": small p favours it, p near 1 favours the second.", "",
+           "| Column | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for col in [c for c in COLUMNS if c in sig]:
+        cells = []
+        for label in labels:
+            c = sig[col].get(label)
+            cells.append(NA if c is None else f"{c['mean_a']:.1f} vs {c['mean_b']:.1f}, p={c['p']:.3f} (n={c['n']})")
+        out.append(f"| {col} | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 def _pct(x: float | None) -> str:

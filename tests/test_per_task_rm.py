@@ -139,7 +139,7 @@ def test_pairs_stage_scores_each_candidate_under_its_rows_task(tmp_path, spy):
 
 
 def test_evaluate_reward_analysis_scores_under_each_records_task(tmp_path, spy):
-    from rationalign.stages.evaluate import reward_model_analysis
+    from rationalign.stages.evaluate import reward_model_analysis, sentence_scores
 
     records = [Record(id=f"{t}-{i}", task=t, instruction="", source=f"the {t} text {i} .",
                       target=f"The {t} text {i}.") for t in ("fluency", "simplification") for i in range(3)]
@@ -155,7 +155,7 @@ def test_evaluate_reward_analysis_scores_under_each_records_task(tmp_path, spy):
             return tmp_path / name
 
     (tmp_path / "reward" / "rm").mkdir(parents=True)
-    reward_model_analysis(Ctx(), records, preds)
+    reward_model_analysis(Ctx(), records, preds, sentence_scores(Ctx.cfg, records, preds))
     by_source = {r.source: r.task for r in records}
     assert len(spy.items) == 12 and all(task == by_source[src] for task, _, src, _ in spy.items)
 

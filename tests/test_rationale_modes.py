@@ -75,7 +75,7 @@ class _StoppingEngine:
 
 
 def test_evaluate_with_stop_at_rationale_counts_stopped_answers_well_formed(tmp_path, monkeypatch):
-    import rationalign.engines as engines
+    from rationalign import engines
     from rationalign.stages.evaluate import generate_predictions, score_system
 
     engine = _StoppingEngine()

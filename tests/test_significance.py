@@ -38,3 +38,16 @@ def test_paired_bootstrap_p_value_by_hand():
     assert paired_bootstrap([1, 0], [0, 0], n_resamples=20000, seed=3) == pytest.approx(0.25, abs=0.01)
     assert paired_bootstrap([2, 2, 2], [1, 1, 1], seed=3) == 0.0
     assert paired_bootstrap([1, 1, 1], [2, 2, 2], seed=3) == 1.0
+
+
+def test_column_pvalues_by_hand_and_only_for_evaluated_systems():
+    from rationalign.significance import column_pvalues
+
+    cols = {"CoN": ["x", "y"], "WNC": ["z"]}
+    scores = {"sft_no_rationale": {"x": 0.0, "y": 0.0, "z": 5.0}, "sft": {"x": 1.0, "y": 0.0, "z": 1.0}}
+    res = column_pvalues(cols, scores, n_resamples=20000, seed=5)
+    assert set(res) == {"CoN", "WNC"} and set(res["CoN"]) == {"SFT(R) vs SFT"}  # no aligned system
+    con = res["CoN"]["SFT(R) vs SFT"]
+    assert (con["a"], con["b"], con["n"], con["mean_a"], con["mean_b"]) == ("sft", "sft_no_rationale", 2, 0.5, 0.0)
+    assert con["p"] == pytest.approx(0.25, abs=0.01)  # as in the two-sentence case above
+    assert res["WNC"]["SFT(R) vs SFT"]["p"] == 1.0  # SFT(R) is worse: the wrong-way result stays visible

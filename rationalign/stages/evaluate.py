@@ -177,46 +177,95 @@ def score_system(cfg, records: list[Record], preds: dict[str, list[dict]]) -> di
     return cells
 
 
-def reward_model_analysis(ctx: Context, records: list[Record], all_preds: dict[str, dict]) -> dict | None:
-    """Paper's RM checks on labeled inputs: agreement of reward and metric on the winner, Pearson."""
-    from rationalign.metrics.stats import pearson
+def sentence_scores(cfg, records: list[Record], all_preds: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """system -> record id -> the task's primary metric of that system's suggestion (scoring.py)."""
     from rationalign.scoring import sentence_score
+
+    memo: dict[tuple[str, str], float] = {}
+    out: dict[str, dict[str, float]] = {}
+    for system, preds in all_preds.items():
+        by_id = {p["id"]: p["suggestion"] for rows in preds.values() for p in rows}
+        out[system] = {}
+        for r in records:
+            key = (r.id, by_id[r.id])
+            if key not in memo:
+                memo[key] = sentence_score(cfg.task.specs[r.task], r, by_id[r.id])
+            out[system][r.id] = memo[key]
+    return out
+
+
+def report_columns(cfg, records: list[Record]) -> dict[str, list[str]]:
+    cols: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        cols[column_of(cfg.task.specs[r.task], r)].append(r.id)
+    return dict(cols)
+
+
+def _pearson_or_none(x: list[float], y: list[float]) -> float | None:
+    from rationalign.metrics.stats import pearson
+
+    try:
+        return pearson(x, y)
+    except ValueError:  # fewer than 2 points or a constant side: undefined, reported as N.A.
+        return None
+
+
+def reward_model_analysis(ctx: Context, records: list[Record], all_preds: dict[str, dict],
+                          metric: dict[str, dict[str, float]]) -> dict | None:
+    """The RM against the metric on the test split (paper Sec. 5), plus its held-out accuracy.
+
+    Held-out: the reward stage's pairwise accuracy on K-fold pairs from inputs the RM never trained
+    on. Test outputs: every distinct suggestion of the trained systems per input; base zero-shot
+    outputs (a different distribution: long, lowest metric) are left out of these figures and shown
+    apart through each system's mean reward. Pearson is per task (metrics differ in scale), then
+    averaged over tasks.
+    """
+    from rationalign.stages.base import MANIFEST
     from rationalign.training.reward import RewardScorer
 
     rm_dir = ctx.stage_dir("reward") / "rm"
     if not rm_dir.exists():
         return None
+    manifest = ctx.stage_dir("reward") / MANIFEST
+    heldout = (json.loads(manifest.read_text()).get("heldout") if manifest.exists() else None) or {}
     scorer = RewardScorer.load(rm_dir, cache_dir=cache_dir(ctx.cfg), device=device_of(ctx.cfg))
     by_id = {r.id: r for r in records}
-    cands: dict[str, list[str]] = defaultdict(list)
-    for rows in all_preds.values():
-        for task_rows in rows.values():
-            for p in task_rows:
-                if p["suggestion"] not in cands[p["id"]]:
-                    cands[p["id"]].append(p["suggestion"])
-    items, keys = [], []
-    for rid, sugg in cands.items():
-        r = by_id[rid]
-        for s in sugg:
-            items.append((r.task, r.instruction, r.source, s))
-            keys.append((rid, s))
-    rewards = scorer.score(items)
-    metric = [sentence_score(ctx.cfg.task.specs[by_id[rid].task], by_id[rid], s) for rid, s in keys]
-    per: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for (rid, _), rw, mt in zip(keys, rewards, metric):
-        per[rid].append((rw, mt))
+    sugg = {s: {p["id"]: p["suggestion"] for rows in preds.values() for p in rows} for s, preds in all_preds.items()}
+    keys = list(dict.fromkeys((r.id, sugg[s][r.id]) for s in all_preds for r in records))
+    rewards = dict(zip(keys, scorer.score([(by_id[i].task, by_id[i].instruction, by_id[i].source, x)
+                                           for i, x in keys])))
+    systems = {s: {"mean_reward": sum(rewards[(r.id, sugg[s][r.id])] for r in records) / len(records),
+                   "mean_metric": sum(metric[s][r.id] for r in records) / len(records)} for s in all_preds}
+
+    trained = [s for s in all_preds if s != "base"]
     agree = ties = inputs = 0
-    for pts in per.values():
+    points: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for r in records:
+        pts = {sugg[s][r.id]: (rewards[(r.id, sugg[s][r.id])], metric[s][r.id]) for s in trained}
+        for rw, mt in pts.values():
+            points[r.task][0].append(rw)
+            points[r.task][1].append(mt)
         if len(pts) < 2:
             continue
-        w, lo = max(pts), min(pts)
+        w, lo = max(pts.values()), min(pts.values())
         if w[1] == lo[1] or w[0] == lo[0]:
             ties += 1
             continue
         inputs += 1
         agree += w[1] > lo[1]
-    return {"inputs": inputs, "ties": ties, "agreement": agree / inputs if inputs else None,
-            "points": len(rewards), "pearson": pearson(rewards, metric) if len(rewards) > 2 else None}
+    per_task = {t: _pearson_or_none(*xy) for t, xy in sorted(points.items())}
+    defined = [v for v in per_task.values() if v is not None]
+    return {
+        "heldout_accuracy": heldout.get("accuracy"), "heldout_accuracy_ci": heldout.get("ci"),
+        "heldout_pairs": heldout.get("pairs", 0), "heldout_inputs": heldout.get("inputs", 0),
+        "heldout_ci_method": heldout.get("ci_method"),
+        "test_outputs": {"systems": trained, "inputs": inputs, "ties": ties,
+                         "agreement": agree / inputs if inputs else None,
+                         "points": sum(len(x) for x, _ in points.values()),
+                         "pearson_per_task": per_task,
+                         "pearson_mean": sum(defined) / len(defined) if defined else None},
+        "systems": systems,
+    }
 
 
 def edit_analysis(records: list[Record], all_preds: dict[str, dict]) -> dict:
@@ -278,10 +327,14 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
     if tokenization:
         extra["m2_tokenization"] = tokenization
     if cfg.evaluate.analyses:
+        from rationalign.significance import column_pvalues
+
         extra["edits"] = edit_analysis(records, all_preds)
         extra["faithfulness"] = faithfulness_analysis(records, all_preds)
+        metric = sentence_scores(cfg, records, all_preds)
+        extra["significance"] = column_pvalues(report_columns(cfg, records), metric, seed=int(cfg.seed))
         if "reward" in evaluate_upstream(cfg):
-            rm = reward_model_analysis(ctx, records, all_preds)
+            rm = reward_model_analysis(ctx, records, all_preds, metric)
             if rm:
                 extra["reward_model"] = rm
     write_report(out, cfg.evaluate.report_name, results, extra)  # the CLI prints it
