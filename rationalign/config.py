@@ -191,6 +191,9 @@ class KFoldParams:
 class RewardParams:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.0, lr=3e-4))
     heldout_fraction: float = 0.2
+    # The RM trains and is checked only on pairs whose metric scores differ by more than this (0: all
+    # pairs; the report states the value). Needs chosen_score/rejected_score in the pairs file.
+    min_metric_gap: float = 0.0
     per_task_adapters: bool = False
     pairs: str | None = None  # a pairs file instead of the kfold stage's output
 

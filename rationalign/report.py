@@ -75,7 +75,7 @@ def summary_keys(extra: dict) -> dict:
                       "mean_metric": (scores.get(name) or {}).get("mean_metric")}
                for name, desc in (extra.get("systems") or {}).items()}
     reward_model = {k: rm.get(k) for k in ("heldout_accuracy", "heldout_accuracy_ci", "heldout_pairs",
-                                           "heldout_inputs")} if rm else None
+                                           "heldout_inputs", "heldout_min_metric_gap")} if rm else None
     return {"reward_model": reward_model, "systems": systems, "significance": extra.get("significance") or {}}
 
 
@@ -151,7 +151,7 @@ def reward_model_markdown(rm: dict | None) -> list[str]:
         lo, hi = rm["heldout_accuracy_ci"]
         out.append(f"- held-out pairwise accuracy: {_pct(rm['heldout_accuracy'])} (95% CI {_pct(lo)} to {_pct(hi)}; "
                    f"{rm['heldout_pairs']} K-fold pairs from {rm['heldout_inputs']} inputs the RM never trained on; "
-                   f"{rm.get('heldout_ci_method') or 'bootstrap'})")
+                   f"{rm.get('heldout_ci_method') or 'bootstrap'}{_gap_note(rm)})")
     else:
         out.append("- held-out pairwise accuracy: N.A. (no held-out pairs: reward.heldout_fraction=0 or too few inputs)")
     t = rm.get("test_outputs") or {}
@@ -167,6 +167,11 @@ def reward_model_markdown(rm: dict | None) -> list[str]:
         out += ["", "| System | mean RM reward (test outputs) | mean sentence metric |", "|---|---|---|"]
         out += [f"| {s} | {v['mean_reward']:.3f} | {v['mean_metric']:.1f} |" for s, v in systems.items()]
     return out + [""]
+
+
+def _gap_note(rm: dict) -> str:
+    gap = rm.get("heldout_min_metric_gap") or 0.0
+    return f"; only pairs whose metric scores differ by more than {gap:g} (reward.min_metric_gap)" if gap else ""
 
 
 def significance_markdown(sig: dict | None) -> list[str]:

@@ -17,8 +17,11 @@ def reward_model_sentence(rm: dict | None) -> str | None:
     if not rm.get("heldout_pairs"):
         return "The reward model was not checked on held-out pairs (none were held out), so its quality is unknown."
     acc, (lo, hi), n, k = rm["heldout_accuracy"], rm["heldout_accuracy_ci"], rm["heldout_pairs"], rm["heldout_inputs"]
-    s = (f"On {n} K-fold pairs from {k} inputs it never trained on, the reward model preferred the suggestion "
-         f"with the higher task metric {100 * acc:.1f}% of the time (95% CI {100 * lo:.1f}% to {100 * hi:.1f}%); ")
+    gap = rm.get("heldout_min_metric_gap") or 0.0
+    which = f" (pairs whose metric scores differ by more than {gap:g})" if gap else ""
+    s = (f"On {n} K-fold pairs{which} from {k} inputs it never trained on, the reward model preferred the "
+         f"suggestion with the higher task metric {100 * acc:.1f}% of the time "
+         f"(95% CI {100 * lo:.1f}% to {100 * hi:.1f}%); ")
     if lo > 0.5:
         return s + "the whole interval is above 0.5, so it ranks unseen suggestions better than chance."
     if hi < 0.5:

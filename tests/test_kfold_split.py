@@ -113,8 +113,7 @@ def test_rank_pairs_orders_by_metric_and_counts_ties():
             Record(id="c", task="fluency", instruction="Fix:", source="one two", target="one three")]
     samples = {"a": ["zz zz", "He goes home ."], "b": [" only ", "only", ""], "c": ["one four", "one five"]}
     pairs, dropped = K.rank_pairs(cfg, recs, samples, seed=0)
-    assert dropped == {"fewer_than_two_distinct_samples": 1, "metric_tie": 1, "below_min_metric_gap": 0,
-                       "over_pairs_per_input": 0}
+    assert dropped == {"fewer_than_two_distinct_samples": 1, "metric_tie": 1, "over_pairs_per_input": 0}
     assert len(pairs) == 1 and pairs[0]["id"] == "a"
     assert pairs[0]["chosen"] == "He goes home ." and pairs[0]["rejected"] == "zz zz"
     assert pairs[0]["chosen_score"] > pairs[0]["rejected_score"]
@@ -136,18 +135,31 @@ def test_rank_pairs_keeps_every_ranked_pair_per_input_by_default():
     assert all(p["chosen_score"] > p["rejected_score"] for p in pairs)
 
 
-def test_rank_pairs_caps_pairs_per_input_and_applies_the_metric_gap():
+def test_rank_pairs_caps_pairs_per_input():
     rec, samples = _four_samples()
     capped, dropped = K.rank_pairs(compose(["task=fluency", "kfold.pairs_per_input=2"]), [rec], samples, seed=0)
     assert len(capped) == 2 and dropped["over_pairs_per_input"] == 4
     again, _ = K.rank_pairs(compose(["task=fluency", "kfold.pairs_per_input=2"]), [rec], samples, seed=0)
     assert again == capped  # seeded
     every, _ = K.rank_pairs(compose(["task=fluency"]), [rec], samples, seed=0)
-    gaps = sorted(p["chosen_score"] - p["rejected_score"] for p in every)
-    cut = (gaps[2] + gaps[3]) / 2
-    wide, dropped = K.rank_pairs(compose(["task=fluency", f"kfold.min_metric_gap={cut}"]), [rec], samples, seed=0)
-    assert len(wide) == 3 and dropped["below_min_metric_gap"] == 3
-    assert all(p["chosen_score"] - p["rejected_score"] > cut for p in wide)
+    assert all(p in every for p in capped)
+
+
+def test_reward_min_metric_gap_keeps_clear_pairs_and_needs_scores(tmp_path):
+    import pytest
+
+    from rationalign.stages.reward import apply_min_gap
+    from rationalign.training.pairs_io import RMPair
+
+    def pair(c, r):
+        return RMPair(id="a", task="fluency", instruction="", source="s", chosen="x", rejected="y",
+                      chosen_score=c, rejected_score=r)
+
+    pairs = [pair(50.0, 10.0), pair(30.0, 25.0), pair(40.0, 30.0)]
+    assert apply_min_gap(pairs, 0.0, tmp_path) == (pairs, 0)
+    assert apply_min_gap(pairs, 10.0, tmp_path) == ([pairs[0]], 2)  # a gap of exactly 10 is not > 10
+    with pytest.raises(ValueError, match=r"line 2: reward.min_metric_gap=5.0 needs 'chosen_score'"):
+        apply_min_gap([pairs[0], pair(None, None)], 5.0, tmp_path / "rm.jsonl")
 
 
 def test_kfold_models_train_as_the_sft_model_unless_set():

@@ -22,6 +22,8 @@ def test_reward_model_sentence_says_above_inconclusive_or_wrong_way():
     s = reward_model_sentence(_rm(0.3, 0.2, 0.45))
     assert "whole interval is below 0.5" in s and "wrong way" in s
     assert "unknown" in reward_model_sentence({"heldout_pairs": 0})
+    assert "60 K-fold pairs (pairs whose metric scores differ by more than 5) from 20" in reward_model_sentence(
+        {**_rm(0.75, 0.62, 0.86), "heldout_min_metric_gap": 5.0})
 
 
 def test_comparison_sentence_keeps_wrong_way_results():

@@ -258,7 +258,7 @@ def reward_model_analysis(ctx: Context, records: list[Record], all_preds: dict[s
     return {
         "heldout_accuracy": heldout.get("accuracy"), "heldout_accuracy_ci": heldout.get("ci"),
         "heldout_pairs": heldout.get("pairs", 0), "heldout_inputs": heldout.get("inputs", 0),
-        "heldout_ci_method": heldout.get("ci_method"),
+        "heldout_ci_method": heldout.get("ci_method"), "heldout_min_metric_gap": heldout.get("min_metric_gap", 0.0),
         "test_outputs": {"systems": trained, "inputs": inputs, "ties": ties,
                          "agreement": agree / inputs if inputs else None,
                          "points": sum(len(x) for x, _ in points.values()),

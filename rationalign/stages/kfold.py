@@ -68,17 +68,15 @@ def _train_and_sample(ctx: Context, fold_dir: Path, train: list[Record], held: l
 
 
 def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: int) -> tuple[list[dict], dict]:
-    """Metric-ranked pairs of distinct samples per input: every pair whose scores differ by more than
-    kfold.min_metric_gap, or a seeded choice of kfold.pairs_per_input of them. Dropped pairs are counted."""
+    """Metric-ranked pairs of distinct samples per input: every pair whose scores differ, or a seeded
+    choice of kfold.pairs_per_input of them. Dropped pairs are counted."""
     from itertools import combinations
 
     from rationalign.scoring import sentence_score
 
     per_input = cfg.kfold.get("pairs_per_input")
-    gap = float(cfg.kfold.get("min_metric_gap") or 0.0)
     pairs = []
-    dropped = {"fewer_than_two_distinct_samples": 0, "metric_tie": 0, "below_min_metric_gap": 0,
-               "over_pairs_per_input": 0}
+    dropped = {"fewer_than_two_distinct_samples": 0, "metric_tie": 0, "over_pairs_per_input": 0}
     for r in records:
         distinct = sorted({s.strip() for s in samples.get(r.id, []) if s.strip()})
         if len(distinct) < 2:
@@ -90,8 +88,6 @@ def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: 
         for a, b in combinations(distinct, 2):
             if score[a] == score[b]:
                 dropped["metric_tie"] += 1
-            elif abs(score[a] - score[b]) <= gap:
-                dropped["below_min_metric_gap"] += 1
             else:
                 ranked.append((a, b) if score[a] > score[b] else (b, a))
         if per_input is not None and len(ranked) > int(per_input):

@@ -49,6 +49,7 @@ def run_reward(ctx: Context, out: Path) -> dict:
         raise ValueError(f"{path}: field 'task': {unknown} have no spec in task.specs "
                          f"(known: {sorted(cfg.task.specs)}); compose with the matching task=")
     template = RMTemplate.from_cfg(cfg.prompts, cfg.task)
+    pairs, below_gap = apply_min_gap(pairs, float(cfg.reward.min_metric_gap), path)
     train_pairs, held = split_heldout(pairs, float(cfg.reward.heldout_fraction), int(cfg.seed))
     max_length = int(cfg.model.max_length)
     rm_dir = out / "rm"
@@ -73,13 +74,25 @@ def run_reward(ctx: Context, out: Path) -> dict:
         metrics[g] = stats
     write_meta(rm_dir, cfg.model, template, adapters, max_length)
     atomic_write_jsonl(out / "heldout.jsonl", outcomes)
-    heldout = heldout_summary(outcomes, int(cfg.seed))
-    counts = {"pairs": len(pairs), "train_pairs": len(train_pairs), "heldout_pairs": len(held),
+    heldout = {**heldout_summary(outcomes, int(cfg.seed)), "min_metric_gap": float(cfg.reward.min_metric_gap)}
+    counts = {"pairs": len(pairs), "below_min_metric_gap": below_gap, "train_pairs": len(train_pairs), "heldout_pairs": len(held),
               "by_task": dict(Counter(p.task or "*" for p in pairs)), "adapters": len(adapters)}
     log.info("reward: %s; held-out %s", {g: (m["train_loss"], m["heldout_accuracy"]) for g, m in metrics.items()},
              heldout)
     return {"counts": counts, "metrics": metrics["*"] if groups == ["*"] else metrics, "heldout": heldout,
             "pairs_file": str(path)}
+
+
+def apply_min_gap(pairs: list, gap: float, path: Path) -> tuple[list, int]:
+    """Pairs whose chosen and rejected metric scores differ by more than `gap`, and how many were not."""
+    if gap <= 0:
+        return pairs, 0
+    unscored = [i for i, p in enumerate(pairs) if p.chosen_score is None or p.rejected_score is None]
+    if unscored:
+        raise ValueError(f"{path}: line {unscored[0] + 1}: reward.min_metric_gap={gap} needs 'chosen_score' and "
+                         "'rejected_score' on every pair")
+    kept = [p for p in pairs if p.chosen_score - p.rejected_score > gap]
+    return kept, len(pairs) - len(kept)
 
 
 def heldout_summary(outcomes: list[dict], seed: int) -> dict:
