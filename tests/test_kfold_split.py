@@ -142,7 +142,8 @@ def test_rank_pairs_caps_pairs_per_input():
     again, _ = K.rank_pairs(compose(["task=fluency", "kfold.pairs_per_input=2"]), [rec], samples, seed=0)
     assert again == capped  # seeded
     every, _ = K.rank_pairs(compose(["task=fluency"]), [rec], samples, seed=0)
-    assert all(p in every for p in capped)
+    assert {(p["chosen"], p["rejected"]) for p in capped} <= {(p["chosen"], p["rejected"]) for p in every}
+    assert len({p["id"] for p in every}) == 6  # one id per pair: pairs files need unique ids
 
 
 def test_reward_min_metric_gap_keeps_clear_pairs_and_needs_scores(tmp_path):

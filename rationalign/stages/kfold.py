@@ -93,8 +93,9 @@ def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: 
         if per_input is not None and len(ranked) > int(per_input):
             dropped["over_pairs_per_input"] += len(ranked) - int(per_input)
             ranked = random.Random(f"{seed}-{r.id}").sample(ranked, int(per_input))
-        for c, rj in ranked:
-            pairs.append({"id": r.id, "task": r.task, "instruction": r.instruction, "source": r.source,
+        for j, (c, rj) in enumerate(ranked):
+            # One id per pair (pairs files need unique ids); the input is found again by its source.
+            pairs.append({"id": r.id if len(ranked) == 1 else f"{r.id}#{j}", "task": r.task, "instruction": r.instruction, "source": r.source,
                           "chosen": c, "rejected": rj, "chosen_score": score[c], "rejected_score": score[rj],
                           "metric": spec.metric})
     return pairs, dropped

@@ -68,7 +68,8 @@ def run_reward(ctx: Context, out: Path) -> dict:
         stats = train_reward(model, tok, tr, he, template, cfg.reward.train, out / sub,
                              max_length=max_length, seed=int(cfg.seed), tracking=cfg.tracking, device=cfg.device)
         atomic_write_json(out / f"train_log{'' if g == '*' else '-' + g}.json", stats.pop("log_history"))
-        outcomes += [{"id": p.id, "task": p.task, "correct": c} for p, c in zip(he, stats.pop("heldout_correct"))]
+        outcomes += [{"id": p.id, "task": p.task, "source": p.source if p.source is not None else p.prompt,
+                      "correct": c} for p, c in zip(he, stats.pop("heldout_correct"))]
         save_model(model, tok, rm_dir / sub, merge=bool(cfg.model.lora.merge))
         adapters[g] = sub
         metrics[g] = stats
@@ -103,7 +104,7 @@ def heldout_summary(outcomes: list[dict], seed: int) -> dict:
     if not outcomes:
         return {"accuracy": None, "ci": None, "pairs": 0, "inputs": 0}
     correct = [1.0 if o["correct"] else 0.0 for o in outcomes]
-    inputs = [(o["task"], o["id"]) for o in outcomes]
+    inputs = [(o["task"], o["source"]) for o in outcomes]  # pairs of one input share its source
     lo, hi = bootstrap_ci(correct, groups=inputs, seed=seed)
     return {"accuracy": sum(correct) / len(correct), "ci": [lo, hi], "pairs": len(correct),
             "inputs": len(set(inputs)), "ci_method": "percentile bootstrap over inputs, 10000 resamples"}
