@@ -72,8 +72,6 @@ def record_from_dict(d: Any, where: str = "<record>") -> Record:
     for key in _OPTIONAL_STR:
         if d.get(key) is not None and not isinstance(d[key], str):
             raise RecordError(f"{where}: field '{key}' must be a string or null")
-    if isinstance(d.get("target"), str) and not d["target"].strip():
-        raise RecordError(f"{where}: field 'target' is empty (null marks a record without one)")
     for key in ("source", "target", "rationale"):
         if isinstance(d.get(key), str) and len(d[key]) > MAX_FIELD_CHARS:
             raise RecordError(f"{where}: field '{key}' is {len(d[key])} characters (more than {MAX_FIELD_CHARS}: "
@@ -100,6 +98,10 @@ def load_located_records(path: str | Path) -> list[tuple[str, Record]]:
     out, seen = [], {}
     for where, lineno, obj in iter_jsonl(path, RecordError):
         rec = record_from_dict(obj, where)
+        if rec.target is not None and not rec.target.strip():
+            # (a reader may keep an empty revision, e.g. an IteraTeR deletion; a records file may not:
+            # it would fail much later, as an empty SFT target)
+            raise RecordError(f"{where}: field 'target' is empty (null marks a record without one)")
         if rec.id in seen:
             raise RecordError(f"{where}: duplicate id '{rec.id}' (first at line {seen[rec.id]})")
         seen[rec.id] = lineno

@@ -172,12 +172,12 @@ def typed_options(cfg_cls: type, options: Mapping[str, Any], prefix: str) -> Any
         key = getattr(e, "full_key", None) or "?"
         raise ValueError(f"{prefix}.{key}={getattr(e, 'value', None)!s}: wrong type "
                          f"({str(e).splitlines()[0]})") from None
+    values = OmegaConf.to_container(node, resolve=True, throw_on_missing=False)  # '???' stays for the source
     for f in dataclasses.fields(cfg_cls):
-        err = _range_error(f"{prefix}.{f.name}", node.get(f.name), dict(f.metadata)) if f.metadata else None
+        err = _range_error(f"{prefix}.{f.name}", values.get(f.name), dict(f.metadata)) if f.metadata else None
         if err:
             raise ValueError(err)
-    return cfg_cls(**{f.name: OmegaConf.to_container(node[f.name]) if OmegaConf.is_config(node[f.name])
-                      else node[f.name] for f in dataclasses.fields(cfg_cls)})
+    return cfg_cls(**values)
 
 
 def build_source(cfg: Mapping[str, Any] | str, **runtime: Any) -> RationaleSource:
