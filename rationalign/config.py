@@ -176,7 +176,7 @@ class LossConfig:
     margin_scale: MarginScale = MarginScale.inside
     margin: float | None = None
     reduction: str = checked("mean", choices=("mean", "sequence_mean", "sum"))  # sft: mean | sequence_mean | sum
-    kind: str = checked("preference", choices=("preference", "sft", "reward", "quark"))  # which trainer the loss needs: preference | sft | reward | quark
+    kind: str = checked("preference", choices=("preference", "token", "reward", "quark"))  # which trainer the loss needs: preference | sft | reward | quark
 
 
 @dataclass

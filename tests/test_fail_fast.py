@@ -101,6 +101,14 @@ def test_defaults_and_every_preset_pass_the_schema():
         validate(compose([f"experiment={p.stem}"]), data=False)
 
 
+@pytest.mark.parametrize("group", ["model", "loss", "engine", "data", "rationale", "task", "tracking", "stage"])
+def test_every_shipped_group_option_is_inside_the_schema(group):
+    from rationalign.config import schema_errors
+
+    for p in sorted((Path(CONF_DIR) / group).glob("*.yaml")):
+        assert schema_errors(compose([f"{group}={p.stem}"])) == [], p
+
+
 def test_cli_names_bad_keys_in_one_line(tmp_path):
     for arg, needle in [("+loss.lamda=1", "loss.lamda"), ("pairs.keep_fraction=1.5", "pairs.keep_fraction"),
                         ("loss.beta=-1", "loss.beta")]:
