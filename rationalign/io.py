@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask, read without changing it (os.umask would race with other threads)."""
     try:
         with open("/proc/self/status") as f:
@@ -30,7 +30,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts follow the umask like open() does
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; artifacts follow the umask like open() does
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -9,15 +9,13 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from rationalign.data.readers import read_dataset
+from rationalign.data.records import RecordError
 
-from rationalign.data.readers import read_dataset  # noqa: E402
-from rationalign.data.records import RecordError  # noqa: E402
-
-from .test_readers import M2_TEXT, iterater_row, wnc_line  # noqa: E402
+from .test_readers import M2_TEXT, iterater_row, wnc_line
 
 DEMO = Path(__file__).resolve().parents[1] / "rationalign" / "data" / "demo" / "labeled.jsonl"
 
@@ -79,7 +77,7 @@ def _write(tmp: Path, fmt: str, data: bytes) -> Path:
 
 @pytest.mark.parametrize("fmt", sorted(SAMPLES))
 def test_valid_samples_read(fmt, tmp_path):
-    name, valid, call = SAMPLES[fmt]
+    _, valid, call = SAMPLES[fmt]
     assert len(call(_write(tmp_path, fmt, valid.encode("utf-8")))) >= 1
 
 
@@ -87,7 +85,7 @@ def test_valid_samples_read(fmt, tmp_path):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(MUTATION, min_size=1, max_size=4))
 def test_mutated_file_gives_records_or_one_located_error(fmt, ops, tmp_path):
-    name, valid, call = SAMPLES[fmt]
+    _, valid, call = SAMPLES[fmt]
     path = _write(tmp_path, fmt, mutate(valid.encode("utf-8"), ops))
     try:
         records = call(path)
