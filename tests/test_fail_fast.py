@@ -378,3 +378,16 @@ def test_smoke_preset_runs_every_loss_and_quark(tmp_path):
     assert aligned == {"mpo", "dpo", "cpo", "orpo", "simpo", "rdpo", "rorpo"}
     assert list((tmp_path / "smoke" / "quark").glob("*/manifest.json"))
     print(f"experiment=smoke: {seconds:.0f}s")
+
+
+def test_no_reward_pairs_message_says_why_and_what_to_change(tmp_path):
+    from rationalign.stages.reward import no_rm_pairs_message
+
+    import_components()
+    ctx = Context(cfg=compose(["model=tiny", f"paths.root={tmp_path}"]), workdir=tmp_path)
+    kdir = ctx.stage_dir("kfold")
+    kdir.mkdir(parents=True)
+    (kdir / "manifest.json").write_text(json.dumps({"counts": {"labeled": 8, "dropped": {"metric_tie": 8}}}))
+    msg = no_rm_pairs_message(ctx)
+    assert "no reward-model pairs from 8 labeled records (dropped: {'metric_tie': 8})" in msg
+    assert "kfold.n_samples" in msg and "reward.pairs=" in msg and str(kdir) in msg
