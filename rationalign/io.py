@@ -12,12 +12,25 @@ from pathlib import Path
 from typing import Any
 
 
+def umask() -> int:
+    """The process umask, read without changing it (os.umask would race with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via temp file + rename so a crash never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; artifacts follow the umask like open() does
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -58,8 +71,7 @@ def iter_jsonl(path: str | Path, error: type[Exception] = ValueError) -> Iterato
     only: real corpora contain U+2028 and friends inside strings.
     """
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
+    text = read_text_located(path, error)
     for lineno, line in enumerate(re.split(r"\r?\n", text), 1):
         if not line.strip():
             continue
@@ -71,3 +83,15 @@ def iter_jsonl(path: str | Path, error: type[Exception] = ValueError) -> Iterato
         if not isinstance(obj, dict):
             raise error(f"{where}: expected a JSON object, got {type(obj).__name__}")
         yield where, lineno, obj
+
+
+def read_text_located(path: str | Path, error: type[Exception] = ValueError) -> str:
+    """A UTF-8 text file; undecodable bytes raise `error` naming file:line:column, not a byte offset."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise error(f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x} at column {col}); "
+                    "re-encode the file as UTF-8") from None

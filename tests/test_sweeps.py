@@ -101,19 +101,23 @@ def test_grid_2x2_basic_launcher_records_every_job_and_shares_sft(space):
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(space):
-    # Job 0 raises at run time (align.init is checked when the stage runs); job 1 must still run.
-    proc, sweep_dir = multirun(space, "failing", "loss.lam=0.6", "align.init=bogus,sft")
+    # Job 0 raises at run time (its pairs file is read when the stage runs; options that are
+    # checked before any stage, like align.init=bogus, stop the sweep at once); job 1 must still run.
+    empty = space.root / "empty_pairs.jsonl"
+    empty.write_text("\n")
+    good = next(o for o in space.common if o.startswith("align.pairs=")).split("=", 1)[1]
+    proc, sweep_dir = multirun(space, "failing", "loss.lam=0.6", f"align.pairs={empty},{good}")
     # Hydra re-raises the first failure after the last job: the sweep's exit status says so.
     assert proc.returncode != 0
-    assert "align.init='bogus'" in proc.stderr
+    assert "empty_pairs.jsonl: no pairs" in proc.stderr
     rs = results(sweep_dir)
     assert [r["status"] for r in rs] == ["failed", "ok"]
-    assert rs[0]["error"]["type"] == "ValueError" and "align.init='bogus'" in rs[0]["error"]["message"]
+    assert rs[0]["error"]["type"] == "PairsError" and "empty_pairs.jsonl: no pairs" in rs[0]["error"]["message"]
     assert "Traceback" in rs[0]["error"]["traceback"]
-    assert rs[1]["metrics"]["train_loss"] > 0 and rs[1]["overrides"]["align.init"] == "sft"
+    assert rs[1]["metrics"]["train_loss"] > 0 and rs[1]["overrides"]["align.pairs"] == good
     md = (sweep_dir / "summary.md").read_text()
     assert "2 jobs, 1 ok, 1 failed" in md and "## Failed jobs" in md
-    assert "- job 0 (" in md and "align.init=bogus" in md
+    assert "- job 0 (" in md and "empty_pairs.jsonl" in md
 
 
 @pytest.mark.slow

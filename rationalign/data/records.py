@@ -48,6 +48,9 @@ class Record:
         return [self.target] if self.target is not None else []
 
 
+# spaCy (errant) refuses texts over 1M characters; a writing-task example is far shorter, so a
+# longer field is a broken file (a lost line break), reported here with its line.
+MAX_FIELD_CHARS = 100_000
 _REQUIRED_STR = ("id", "task", "instruction", "source")
 _OPTIONAL_STR = ("target", "rationale")
 
@@ -69,6 +72,10 @@ def record_from_dict(d: Any, where: str = "<record>") -> Record:
     for key in _OPTIONAL_STR:
         if d.get(key) is not None and not isinstance(d[key], str):
             raise RecordError(f"{where}: field '{key}' must be a string or null")
+    for key in ("source", "target", "rationale"):
+        if isinstance(d.get(key), str) and len(d[key]) > MAX_FIELD_CHARS:
+            raise RecordError(f"{where}: field '{key}' is {len(d[key])} characters (more than {MAX_FIELD_CHARS}: "
+                              "a missing line break?)")
     refs = d.get("references")
     if refs is not None and (not isinstance(refs, list) or not all(isinstance(r, str) for r in refs)):
         raise RecordError(f"{where}: field 'references' must be a list of strings")
@@ -86,16 +93,25 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [obj for _, _, obj in iter_jsonl(path, RecordError)]
 
 
-def load_records(path: str | Path) -> list[Record]:
-    """Load and validate every record; the first bad one raises with file:line:field."""
+def load_located_records(path: str | Path) -> list[tuple[str, Record]]:
+    """('file:line', record) for every record; the first bad one raises with file:line:field."""
     out, seen = [], {}
     for where, lineno, obj in iter_jsonl(path, RecordError):
         rec = record_from_dict(obj, where)
+        if rec.target is not None and not rec.target.strip():
+            # (a reader may keep an empty revision, e.g. an IteraTeR deletion; a records file may not:
+            # it would fail much later, as an empty SFT target)
+            raise RecordError(f"{where}: field 'target' is empty (null marks a record without one)")
         if rec.id in seen:
             raise RecordError(f"{where}: duplicate id '{rec.id}' (first at line {seen[rec.id]})")
         seen[rec.id] = lineno
-        out.append(rec)
+        out.append((where, rec))
     return out
+
+
+def load_records(path: str | Path) -> list[Record]:
+    """Load and validate every record; the first bad one raises with file:line:field."""
+    return [rec for _, rec in load_located_records(path)]
 
 
 def save_records(path: str | Path, records: Iterable[Record]) -> int:

@@ -154,7 +154,30 @@ def parse_config(name: str, options: Mapping[str, Any]) -> Any:
             )
         if key not in known:
             raise ValueError(f"rationale.{key}: unknown option for source '{name}' (known: {sorted(known)})")
-    return cfg_cls(**options)
+    return typed_options(cfg_cls, options, "rationale")
+
+
+def typed_options(cfg_cls: type, options: Mapping[str, Any], prefix: str) -> Any:
+    """options -> cfg_cls(**options) with each value checked against its annotation by OmegaConf
+    (`temperature=hot` is an error naming `<prefix>.temperature`, not a crash mid-stage) and
+    against the field's `checked` range."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ValidationError
+
+    from rationalign.config import _range_error
+
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(cfg_cls), dict(options))
+    except ValidationError as e:
+        key = getattr(e, "full_key", None) or "?"
+        raise ValueError(f"{prefix}.{key}={getattr(e, 'value', None)!s}: wrong type "
+                         f"({str(e).splitlines()[0]})") from None
+    values = OmegaConf.to_container(node, resolve=True, throw_on_missing=False)  # '???' stays for the source
+    for f in dataclasses.fields(cfg_cls):
+        err = _range_error(f"{prefix}.{f.name}", values.get(f.name), dict(f.metadata)) if f.metadata else None
+        if err:
+            raise ValueError(err)
+    return cfg_cls(**values)
 
 
 def build_source(cfg: Mapping[str, Any] | str, **runtime: Any) -> RationaleSource:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rationalign.config import checked
+
 log = logging.getLogger(__name__)
 
 _RETRY_STATUS = {408, 409, 425, 429}  # plus every 5xx
@@ -35,21 +37,25 @@ class EndpointConfig:
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
     api_key_env: str | None = "OPENAI_API_KEY"  # the variable's NAME; the key stays in the env
-    temperature: float = 0.0
-    max_tokens: int = 512
-    concurrency: int = 8
-    max_retries: int = 5          # HTTP-level: 429 (Retry-After honoured), 5xx, timeouts, bad bodies
-    timeout_s: float = 60.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
+    temperature: float = checked(0.0, ge=0, le=2)
+    max_tokens: int = checked(512, ge=1)
+    concurrency: int = checked(8, ge=1)
+    max_retries: int = checked(5, ge=0)  # HTTP-level: 429 (Retry-After honoured), 5xx, timeouts, bad bodies
+    timeout_s: float = checked(60.0, gt=0)
+    backoff_base_s: float = checked(1.0, ge=0)
+    backoff_max_s: float = checked(60.0, ge=0)
+    # Circuit breaker: this many requests in a row failing to connect end the stage with one line
+    # (a dead endpoint otherwise costs retries x records); 0 = off.
+    max_consecutive_connection_failures: int = checked(5, ge=0)
 
 
 class ChatError(RuntimeError):
     """A request that failed; `retryable` says whether trying again could help."""
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, connection: bool = False) -> None:
         super().__init__(message)
+        self.connection = connection  # never reached the server (refused, DNS, timeout)
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
@@ -74,6 +80,10 @@ def chat_url(base_url: str) -> str:
     """Accept 'http://host/v1' or the full '.../chat/completions' URL."""
     base = base_url.rstrip("/")
     return base if base.endswith("/chat/completions") else base + "/chat/completions"
+
+
+class EndpointDown(RuntimeError):
+    """The circuit breaker tripped: the endpoint is unreachable, so the stage ends now."""
 
 
 class ChatClient:
@@ -138,7 +148,7 @@ class ChatClient:
                 if not e.retryable or attempt >= self.max_retries:
                     if attempt:
                         raise ChatError(f"{e} (after {attempt + 1} attempts)", retryable=e.retryable,
-                                        status=e.status) from None
+                                        status=e.status, connection=e.connection) from None
                     raise
                 delay = self._delay(attempt, e.retry_after)
                 log.debug("chat request failed (%s); retry %d/%d in %.2fs", e, attempt + 1,
@@ -174,7 +184,7 @@ class ChatClient:
             # Timeouts, refused/reset connections, truncated responses: all transient.
             reason = getattr(e, "reason", None) or e
             raise ChatError(self.redact(f"{type(reason).__name__} talking to {self.url}: {reason}"),
-                            retryable=True) from None
+                            retryable=True, connection=True) from None
         return self._parse(raw)
 
     def _parse(self, raw: bytes) -> str:

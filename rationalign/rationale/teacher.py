@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from rationalign.io import atomic_write_json, sha256_json
 from rationalign.rationale.base import RationaleSource, register_source
-from rationalign.rationale.client import ChatClient, ChatError, EndpointConfig
+from rationalign.rationale.client import ChatClient, ChatError, EndpointConfig, EndpointDown
 from rationalign.rationale.prompt import TeacherPrompt, clean_output, paper_teacher_prompt
 
 log = logging.getLogger(__name__)
@@ -124,14 +124,27 @@ class TeacherSource(RationaleSource):
     def _ask_all(self, prompts: list[str], answers: dict, errors: dict) -> None:
         bar = tqdm(total=len(prompts), desc="teacher rationales", disable=not self.config.progress)
         pool = ThreadPoolExecutor(max_workers=self.config.concurrency)
+        limit = int(getattr(self.config, "max_consecutive_connection_failures", 0) or 0)
+        in_a_row = 0
         try:
             futures = {pool.submit(self._ask, p): p for p in prompts}
             for fut in as_completed(futures):
                 p = futures[fut]
                 try:
                     answers[p] = fut.result()
+                    in_a_row = 0
                 except ChatError as e:  # already retried; the key is scrubbed from e
                     errors[p] = str(e)
+                    in_a_row = in_a_row + 1 if e.connection else 0
+                    if limit and in_a_row >= limit:
+                        for f in futures:
+                            f.cancel()
+                        done = len(answers)
+                        raise EndpointDown(
+                            f"rationale teacher: {in_a_row} requests in a row could not connect to "
+                            f"{self.client.url if hasattr(self.client, 'url') else 'the endpoint'} ({e}); stopped "
+                            f"with {done} of {len(prompts)} answered and cached. Start the endpoint or fix "
+                            "rationale.base_url, then rerun (answered prompts are not asked again)") from None
                 bar.update(1)
                 bar.set_postfix(failed=len(errors), refresh=False)
         finally:

@@ -16,6 +16,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ class Context:
     cfg: DictConfig
     workdir: Path
     _keys: dict[str, str] = field(default_factory=dict)
+    # Stages this process already ran: an incomplete one is reused within the run, redone on the next.
+    _ran: set[str] = field(default_factory=set)
 
     def key(self, name: str) -> str:
         """Content address of a stage's output under the current config."""
@@ -110,7 +113,10 @@ class Context:
             return False
         import json
 
-        return json.loads(m.read_text()).get("key") == self.key(name)
+        manifest = json.loads(m.read_text())
+        # An incomplete stage (records failed or were skipped, here or upstream) is never reused:
+        # a rerun retries them, cheaply, from the answers cached so far.
+        return manifest.get("key") == self.key(name) and not manifest.get("incomplete")
 
     def require(self, name: str) -> Path:
         """Output dir of a finished upstream stage, building it (and its upstream) when missing."""
@@ -146,7 +152,6 @@ def run_stage(ctx: Context, name: str) -> dict:
 
     Under accelerate launch every rank calls this with the same config; see rationalign.distributed
     for which ranks run the stage and which one writes."""
-    import json
 
     from rationalign import distributed as dist
 
@@ -154,7 +159,41 @@ def run_stage(ctx: Context, name: str) -> dict:
     if not stage.artifacts:
         return stage.run(ctx, None) or {}
     out = ctx.stage_dir(name)
+    if dist.world_size() == 1:
+        # A second identical run (another shell, a sweep job) waits here, then finds the manifest.
+        with stage_lock(out):
+            return _run_locked(ctx, stage, out)
+    return _run_locked(ctx, stage, out)
+
+
+@contextmanager
+def stage_lock(out: Path):
+    """An exclusive fcntl lock on <stage>/.<key>.lock beside the stage dir (released on exit or death)."""
+    import fcntl
+
+    lock_path = out.parent / f".{out.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("stage %s: another run holds %s; waiting for it", out.parent.name, lock_path)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_locked(ctx: Context, stage: Stage, out: Path) -> dict:
+    import json
+
+    from rationalign import distributed as dist
+
+    name = stage.name
     dist.barrier()  # every rank looks at the same manifests
+    if name in ctx._ran and (out / MANIFEST).exists():
+        return json.loads((out / MANIFEST).read_text())
     if ctx.is_done(name):
         log.info("stage %s: up to date (%s), skipped", name, out)
         return json.loads((out / MANIFEST).read_text())
@@ -183,13 +222,30 @@ def run_stage(ctx: Context, name: str) -> dict:
     return manifest
 
 
+def _incomplete_upstream(ctx: Context, stage: Stage) -> str | None:
+    """A stage built from an incomplete upstream is itself incomplete (else its cache hides the gap)."""
+    import json
+
+    for up in stage.upstream_of(ctx.cfg):
+        m = ctx.stage_dir(up) / MANIFEST
+        if m.exists():
+            why = json.loads(m.read_text()).get("incomplete")
+            if why:
+                return f"upstream {up}: {why}"
+    return None
+
+
 def _execute(ctx: Context, stage: Stage, out: Path, *, world_size: int = 1, write: bool = True) -> dict:
     name = stage.name
     out.mkdir(parents=True, exist_ok=True)
     log.info("stage %s: running -> %s", name, out)
     t0 = time.time()
     seed_everything(int(ctx.cfg.seed))  # every stage starts from the same RNG state, resumed or not
-    payload = stage.run(ctx, out) or {}
+    from rationalign.data.splits import drop_tally
+
+    with drop_tally() as dropped:  # records the stage's reads dropped, with their reasons
+        payload = stage.run(ctx, out) or {}
+    incomplete = payload.pop("incomplete", None) or _incomplete_upstream(ctx, stage)
     manifest = {
         "stage": name,
         "key": ctx.key(name),
@@ -207,7 +263,13 @@ def _execute(ctx: Context, stage: Stage, out: Path, *, world_size: int = 1, writ
         },
         **payload,
     }
+    if dropped:
+        manifest["dropped"] = dropped
+    if incomplete:
+        manifest["incomplete"] = incomplete
+        log.warning("stage %s: incomplete (%s); not cached as done, a rerun retries it", name, incomplete)
     if write:
         atomic_write_json(out / MANIFEST, manifest)
+    ctx._ran.add(name)
     log.info("stage %s: done in %.1fs", name, manifest["seconds"])
     return manifest

@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rationalign.data.records import Record
-from rationalign.data.splits import load_split, split_files
+from rationalign.data.splits import load_split, test_files
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
 from rationalign.stages.common import cache_dir, device_of, response_position, user_message
@@ -306,7 +306,7 @@ def faithfulness_analysis(records: list[Record], all_preds: dict[str, dict]) -> 
     # vllm, so switching engine reuses finished predictions (engines/__init__.py).
     config_keys=("model", "task", "data", "prompts", "sft", "evaluate", "seed", "rationale.position"),
     upstream=evaluate_upstream,
-    input_files=split_files,
+    input_files=test_files,
 )
 def run_evaluate(ctx: Context, out: Path) -> dict:
     """Greedy generation on the test split, scoring, and the Table 1 report."""

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 from rationalign.data.records import Record
-from rationalign.data.splits import load_split, split_files
+from rationalign.data.splits import labeled_files, load_split
 from rationalign.distributed import main_then_broadcast
 from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage, seed_everything
@@ -108,7 +108,7 @@ def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: 
     # sft.train: the fold models train as the SFT model unless kfold.train says otherwise.
     config_keys=("model", "task", "data", "prompts", "kfold", "sft.train", "engine.name", "engine.batch_size",
                  "engine.prefill_once", "engine.sampling", "sample.max_new_tokens", "seed"),
-    input_files=split_files,
+    input_files=labeled_files,
 )
 def run_kfold(ctx: Context, out: Path) -> dict:
     """K-fold self-generated, metric-ranked pairs for the reward model."""

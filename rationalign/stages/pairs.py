@@ -49,6 +49,25 @@ def select_pairs(rows: list[dict], keep_fraction: float, min_gap: float = 0.0) -
     return kept, {"scored_inputs": len(scored), **dropped}
 
 
+def no_pairs_message(rows: list[dict], counts: dict, candidates: Path) -> str:
+    """Why D_H is empty, in numbers, and what to change."""
+    cands = [c for r in rows for c in r["candidates"]]
+    malformed = sum(not c["ok"] for c in cands)
+    reasons: dict[str, int] = {}
+    for c in cands:
+        if not c["ok"]:
+            reasons[c.get("reason") or "malformed"] = reasons.get(c.get("reason") or "malformed", 0) + 1
+    tied = counts["identical_suggestions"] + counts["reward_gap_too_small"]
+    why = (f"{malformed} of {len(cands)} samples were malformed ({reasons or 'none'}), "
+           f"{counts['fewer_than_two_well_formed']} of {len(rows)} inputs had fewer than two well-formed samples, "
+           f"{tied} had tied samples (identical suggestions or reward gap <= pairs.min_reward_gap)")
+    fix = ("train SFT longer (sft.train.epochs, sft.train.lr), sample more (sample.m, sample.max_new_tokens), "
+           "sample hotter (engine.sampling.temperature) or add unlabeled inputs; "
+           + ("rationale.position=none drops the rationale format the samples break; " if malformed else "")
+           + f"the samples are in {candidates}")
+    return f"stage pairs: no preference pairs from {len(rows)} inputs ({counts}): {why}. To get pairs: {fix}"
+
+
 @register_stage(
     "pairs",
     config_keys=("pairs", "prompts", "task.names"),
@@ -74,7 +93,6 @@ def run_pairs(ctx: Context, out: Path) -> dict:
     atomic_write_jsonl(out / "scored.jsonl", rows)
     d_h, counts = select_pairs(rows, float(cfg.pairs.keep_fraction), float(cfg.pairs.min_reward_gap))
     if not d_h:
-        raise ValueError(f"stage pairs: no preference pairs from {len(rows)} inputs ({counts}); the SFT model's "
-                         f"samples are in {ctx.stage_dir('sample')}/candidates.jsonl")
+        raise ValueError(no_pairs_message(rows, counts, ctx.stage_dir("sample") / "candidates.jsonl"))
     atomic_write_jsonl(out / "d_h.jsonl", d_h)
     return {"counts": {"inputs": len(rows), "scored_candidates": len(items), "pairs": len(d_h), **counts}}

@@ -240,13 +240,19 @@ def _train_prompt(x: dict, bins: dict, order: list[str]) -> str:
     return control_prefix(bins, order) + x["user_message"]
 
 
+def quark_inputs(cfg) -> list[str]:
+    """The labeled split it trains on and the split it evaluates each round on."""
+    q = str(cfg.quark.eval_split)
+    return split_files(cfg, ("labeled",) if q in ("none", "labeled") else ("labeled", q))
+
+
 @register_stage(
     "quark",
     collective=True,  # trains: every rank of accelerate launch takes part
     config_keys=("model", "task", "data", "prompts", "quark", "engine.name", "engine.batch_size",
                  "engine.prefill_once", "seed", "rationale.position", "rationale.name"),
     upstream=quark_upstream,
-    input_files=split_files,
+    input_files=quark_inputs,
 )
 def run_quark(ctx: Context, out: Path) -> dict:
     """QUARK multi-reward training rounds; the final policy in adapter/ (+ quark.json), report in quark_rounds.json."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from rationalign.data.records import Record, save_records
-from rationalign.data.splits import load_split, split_files
+from rationalign.data.splits import labeled_files, load_split
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
 
@@ -29,7 +29,7 @@ def _local_generator(cfg, rat: dict):
     # The teacher's prompt (Fig. 3, Table 10) and, for rationale=local, its layout.
     config_keys=("task.names", "task.specs", "data", "rationale", "prompts.teacher_template", "prompts.edits",
                  "prompts.layout", "prompts.chat", "seed"),
-    input_files=split_files,
+    input_files=labeled_files,
 )
 def run_rationalize(ctx: Context, out: Path) -> dict:
     """Extract edits with errant and attach a rationale from the configured source."""
@@ -66,6 +66,11 @@ def run_rationalize(ctx: Context, out: Path) -> dict:
         meta = {**rec.meta, "edits": format_edits(e or []), "n_edits": len(e or [])}
         kept.append(Record(**{**rec.__dict__, "rationale": rationale, "meta": meta}))
     save_records(out / "d_e.jsonl", kept)
-    return {"counts": {"labeled": len(records), "kept": len(kept), "failed": len(failed),
+    if failed:
+        log.warning("rationalize: %d of %d records have no rationale (rationale.on_error=skip); listed in "
+                    "the manifest's failures", len(failed), len(records))
+    return {"incomplete": f"{len(failed)} of {len(records)} rationales failed (rationale.on_error=skip)"
+            if failed else None,
+            "counts": {"labeled": len(records), "kept": len(kept), "failed": len(failed),
                        "with_rationale": sum(1 for r in kept if r.rationale)},
             "failures": summary["failures"]}

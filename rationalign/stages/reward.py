@@ -28,6 +28,19 @@ def _pairs_path(ctx: Context) -> Path:
     return ctx.require("kfold") / "rm_pairs.jsonl"
 
 
+def no_rm_pairs_message(ctx: Context) -> str:
+    """Why the K-fold stage gave the reward model nothing to learn from, and what to change."""
+    import json
+
+    kdir = ctx.stage_dir("kfold")
+    counts = json.loads((kdir / "manifest.json").read_text()).get("counts", {})
+    return (f"stage reward: the kfold stage made no reward-model pairs from {counts.get('labeled', '?')} labeled "
+            f"records (dropped: {counts.get('dropped')}): every record's samples were malformed or tied on the task "
+            "metric. To get pairs: more labeled records (data.max_labeled_per_task), more samples "
+            "(kfold.n_samples), longer K-fold training (kfold.train.epochs, kfold.train.lr), or a pairs file "
+            f"(reward.pairs=...); the samples are in {kdir}/fold_*/samples.jsonl")
+
+
 @register_stage(
     "reward",
     collective=True,  # trains: every rank of accelerate launch takes part
@@ -43,6 +56,8 @@ def run_reward(ctx: Context, out: Path) -> dict:
 
     cfg = ctx.cfg
     path = _pairs_path(ctx)
+    if not cfg.reward.get("pairs") and not path.read_text().strip():
+        raise ValueError(no_rm_pairs_message(ctx))
     pairs = load_rm_pairs(path)
     unknown = sorted({p.task for p in pairs if p.task is not None and p.task not in cfg.task.specs})
     if unknown:

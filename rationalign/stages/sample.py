@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from rationalign.data.records import Record
-from rationalign.data.splits import load_split, split_files
+from rationalign.data.splits import load_split, unlabeled_files
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
 from rationalign.stages.common import response_position, user_message
@@ -69,7 +69,7 @@ def sample_records(ctx: Context, out: Path, records: list[Record], adapter_dir: 
     config_keys=("task.names", "data", "prompts", "sample", "engine.name", "engine.batch_size", "engine.prefill_once",
                  "engine.sampling", "seed", "rationale.position", "rationale.name", "sft.use_rationale"),
     upstream=("sft",),
-    input_files=split_files,
+    input_files=unlabeled_files,
 )
 def run_sample(ctx: Context, out: Path) -> dict:
     """Sample M candidates per unlabeled input and parse suggestion/rationale apart."""

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from rationalign.data.records import load_records
-from rationalign.data.splits import load_split, split_files
+from rationalign.data.splits import labeled_files, load_split
 from rationalign.io import atomic_write_json
 from rationalign.stages.base import Context, register_stage
 from rationalign.stages.common import cache_dir, completion, layout, user_message, with_rationale
@@ -38,7 +38,7 @@ def sft_examples(cfg, records):
     collective=True,  # trains: every rank of accelerate launch takes part
     config_keys=("model", "task", "data", "prompts", "sft", "seed", "rationale.position"),
     upstream=sft_upstream,
-    input_files=split_files,
+    input_files=labeled_files,
 )
 def run_sft(ctx: Context, out: Path) -> dict:
     """Supervised fine-tuning of the writing assistant (LoRA adapter saved under adapter/)."""

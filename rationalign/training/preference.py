@@ -205,9 +205,12 @@ def reference_logps(model, dataset: EncodedDataset, pad_id: int, *, cache_dir: s
                         len(dataset))
     ref = compute_reference_logps(model, dataset, pad_id, batch_size=batch_size, mode=mode)
     if path is not None:
+        from rationalign.io import umask
+
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ref-", suffix=".pt")
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 -> the umask, as every other artifact
         torch.save(ref, tmp)
         os.replace(tmp, path)  # atomic: a crash never leaves a truncated cache entry
         log.info("reference log-probs: cached at %s", path)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rationalign.data.records import Record, RecordError
+from rationalign.io import read_text_located
 
 TASKS = ("gec", "fluency", "clarity", "coherence", "paraphrase", "neutralization",
          "simplification", "formality")
@@ -64,8 +65,7 @@ def instruction_for(task: str, instruction: str | dict[str, str] | None) -> str:
 
 def read_lines(path: str | Path) -> list[str]:
     """Lines without their newline; a missing final newline adds no empty line."""
-    with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
+    text = read_text_located(path, RecordError)
     # splitlines() would also split on \x0b, \x1c, U+2028 ... which real corpora contain.
     lines = re.split(r"\r?\n", text)
     if lines and lines[-1] == "":

@@ -196,7 +196,7 @@ def _check_files(key: str, spec: dict) -> None:
                 raise FileNotFoundError(f"{where}: file not found: {v}")
 
 
-def configured_files(cfg: DictConfig) -> list[str]:
+def configured_files(cfg: DictConfig, splits: tuple[str, ...] = SPLIT_KEYS) -> list[str]:
     """Every input file the data=local config names (selected tasks, all splits; globs expanded,
     GYAFC folders listed), for hashing into stage keys. data=hub: its converted, cached records."""
     if cfg.data.format == "hub":
@@ -204,7 +204,7 @@ def configured_files(cfg: DictConfig) -> list[str]:
 
         return hub_files(cfg)
     files: list[str] = []
-    for split in SPLIT_KEYS:
+    for split in splits:
         for _, _, spec in configured_specs(cfg, split):
             for k in ("path", "source", "refs"):
                 for v in (spec.get(k) if isinstance(spec.get(k), list) else [spec.get(k)]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -15,6 +16,19 @@ from rationalign.data.readers._common import (
     require_text,
 )
 from rationalign.data.records import Record, RecordError
+from rationalign.io import read_text_located
+
+
+def _csv_rows(reader, path: Path):
+    """csv rows, a csv.Error (a stray quote, an over-long field) naming file:line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise RecordError(f"{path}:{reader.line_num}: unreadable CSV ({e})") from None
+        yield row
 
 
 def read_stsb(path: str | Path, task: str = "paraphrase", instruction: str | None = None, *,
@@ -28,30 +42,29 @@ def read_stsb(path: str | Path, task: str = "paraphrase", instruction: str | Non
     check_task(task, str(path))
     prefix = id_prefix or default_prefix(task, path)
     result = LoadResult([])
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        for row in reader:
-            lineno = reader.line_num  # physical line where the row ends (quoted newlines)
-            where = f"{path}:{lineno}"
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != 3:
-                raise RecordError(f"{where}: expected 3 columns (s1,s2,score), got {len(row)}")
-            try:
-                score = float(row[2])
-            except ValueError:
-                raise RecordError(f"{where}: field 'score' {row[2]!r} is not a number") from None
-            if math.isnan(score):
-                raise RecordError(f"{where}: field 'score' is NaN")
-            if score_equals is not None and score != score_equals:
-                result.drop(f"score!={score_equals}")
-                continue
-            s1 = require_text(row[0], where, "s1")
-            s2 = require_text(row[1], where, "s2")
-            result.records.append(Record(
-                id=f"{prefix}-{lineno:05d}", task=task, instruction=instruction_for(task, instruction),
-                source=s1, target=s2, meta={"origin": str(path), "line": lineno, "score": score},
-            ))
+    reader = csv.reader(io.StringIO(read_text_located(path, RecordError), newline=""))
+    for row in _csv_rows(reader, path):
+        lineno = reader.line_num  # physical line where the row ends (quoted newlines)
+        where = f"{path}:{lineno}"
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != 3:
+            raise RecordError(f"{where}: expected 3 columns (s1,s2,score), got {len(row)}")
+        try:
+            score = float(row[2])
+        except ValueError:
+            raise RecordError(f"{where}: field 'score' {row[2]!r} is not a number") from None
+        if math.isnan(score):
+            raise RecordError(f"{where}: field 'score' is NaN")
+        if score_equals is not None and score != score_equals:
+            result.drop(f"score!={score_equals}")
+            continue
+        s1 = require_text(row[0], where, "s1")
+        s2 = require_text(row[1], where, "s2")
+        result.records.append(Record(
+            id=f"{prefix}-{lineno:05d}", task=task, instruction=instruction_for(task, instruction),
+            source=s1, target=s2, meta={"origin": str(path), "line": lineno, "score": score},
+        ))
     return result
 
 
