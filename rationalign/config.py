@@ -239,8 +239,8 @@ class SFTParams:
 # policy's, not an under-trained model's commentary).
 _HINTS = get_type_hints(TrainConfig)
 TrainOverrides = make_dataclass(  # Optional[...]: OmegaConf reads typing.Optional, not types.UnionType
-    "TrainOverrides", [(f.name, Optional[_HINTS[f.name]], field(default=None, metadata=f.metadata))
-                       for f in fields(TrainConfig)])  # noqa: UP045
+    "TrainOverrides", [(f.name, Optional[_HINTS[f.name]], field(default=None, metadata=f.metadata))  # noqa: UP045
+                       for f in fields(TrainConfig)])
 
 
 @dataclass
