@@ -51,7 +51,8 @@ def comparison_sentence(label: str, cells: dict[str, dict]) -> str:
     higher = [c for c, v in cells.items() if v["mean_a"] > v["mean_b"]]
     lower = [c for c, v in cells.items() if v["mean_a"] < v["mean_b"]]
     sig_hi = [c for c, v in cells.items() if v["p"] < 0.05]
-    sig_lo = [c for c, v in cells.items() if v["p"] > 0.95]
+    # "significantly lower" from the other tail: identical outputs give p = 1 in both directions
+    sig_lo = [c for c, v in cells.items() if v.get("p_lower", 1.0 - v["p"]) < 0.05]
     s = (f"{a[0].upper() + a[1:]} against {b} ({label}): higher on {len(higher)} of {len(cells)} columns"
          f"{' (' + ', '.join(higher) + ')' if higher else ''}, lower on {len(lower)}"
          f"{' (' + ', '.join(lower) + ')' if lower else ''}; ")
@@ -59,7 +60,7 @@ def comparison_sentence(label: str, cells: dict[str, dict]) -> str:
     if sig_hi:
         parts.append(f"significantly higher (one-tailed p < 0.05) on {', '.join(sig_hi)}")
     if sig_lo:
-        parts.append(f"significantly lower (p > 0.95) on {', '.join(sig_lo)}")
+        parts.append(f"significantly lower (one-tailed p < 0.05 the other way) on {', '.join(sig_lo)}")
     if not parts:
         parts.append("no column differs significantly at this test size")
     return s + "; ".join(parts) + "."

@@ -18,9 +18,10 @@ def column_pvalues(columns: Mapping[str, Sequence[str]], scores: Mapping[str, Ma
                    seed: int = 0) -> dict[str, dict[str, dict[str, Any]]]:
     """columns: report column -> record ids; scores: system -> record id -> sentence score.
 
-    Returns {column: {label: {"a", "b", "n", "mean_a", "mean_b", "p"}}}, where p is the bootstrap
-    p-value for "a scores higher than b" (small: a is better; near 1: b is better). Comparisons
-    whose systems were not evaluated are left out.
+    Returns {column: {label: {"a", "b", "n", "mean_a", "mean_b", "p", "p_lower"}}}, where p is the
+    bootstrap p-value for "a scores higher than b" and p_lower the one for "b scores higher than a"
+    (each small when that direction holds; with ties both can be near 1, so "a is worse" is read
+    from p_lower, never from 1 - p). Comparisons whose systems were not evaluated are left out.
     """
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for col, ids in columns.items():
@@ -31,5 +32,6 @@ def column_pvalues(columns: Mapping[str, Sequence[str]], scores: Mapping[str, Ma
             sb = [scores[b][i] for i in ids]
             out.setdefault(col, {})[label] = {
                 "a": a, "b": b, "n": len(ids), "mean_a": sum(sa) / len(sa), "mean_b": sum(sb) / len(sb),
-                "p": paired_bootstrap(sa, sb, n_resamples=n_resamples, seed=seed)}
+                "p": paired_bootstrap(sa, sb, n_resamples=n_resamples, seed=seed),
+                "p_lower": paired_bootstrap(sb, sa, n_resamples=n_resamples, seed=seed)}
     return out

@@ -27,13 +27,19 @@ def test_reward_model_sentence_says_above_inconclusive_or_wrong_way():
 
 
 def test_comparison_sentence_keeps_wrong_way_results():
-    cells = {"CoN": {"a": "aligned", "b": "sft", "mean_a": 30.0, "mean_b": 20.0, "p": 0.01, "n": 40},
-             "WNC": {"a": "aligned", "b": "sft", "mean_a": 10.0, "mean_b": 40.0, "p": 0.99, "n": 40},
-             "AST": {"a": "aligned", "b": "sft", "mean_a": 33.0, "mean_b": 32.0, "p": 0.40, "n": 40}}
+    cells = {"CoN": {"a": "aligned", "b": "sft", "mean_a": 30.0, "mean_b": 20.0, "p": 0.01, "p_lower": 0.99,
+                     "n": 40},
+             "WNC": {"a": "aligned", "b": "sft", "mean_a": 10.0, "mean_b": 40.0, "p": 0.99, "p_lower": 0.01,
+                     "n": 40},
+             "AST": {"a": "aligned", "b": "sft", "mean_a": 33.0, "mean_b": 32.0, "p": 0.40, "p_lower": 0.62,
+                     "n": 40},
+             # identical outputs: both one-tailed p-values are 1, neither direction is significant
+             "STS": {"a": "aligned", "b": "sft", "mean_a": 50.0, "mean_b": 50.0, "p": 1.0, "p_lower": 1.0, "n": 40}}
     s = comparison_sentence("aligned vs SFT(R)", cells)
-    assert s.startswith("The aligned model against SFT(R) (aligned vs SFT(R)): higher on 2 of 3 columns (CoN, AST)")
+    assert s.startswith("The aligned model against SFT(R) (aligned vs SFT(R)): higher on 2 of 4 columns (CoN, AST)")
     assert "lower on 1 (WNC)" in s
-    assert "significantly higher (one-tailed p < 0.05) on CoN" in s and "significantly lower (p > 0.95) on WNC" in s
+    assert "significantly higher (one-tailed p < 0.05) on CoN" in s
+    assert "significantly lower (one-tailed p < 0.05 the other way) on WNC." in s  # not STS: a tie
     quiet = comparison_sentence("x", {"CoN": {**cells["AST"]}})
     assert "no column differs significantly" in quiet
 

@@ -51,3 +51,13 @@ def test_column_pvalues_by_hand_and_only_for_evaluated_systems():
     assert (con["a"], con["b"], con["n"], con["mean_a"], con["mean_b"]) == ("sft", "sft_no_rationale", 2, 0.5, 0.0)
     assert con["p"] == pytest.approx(0.25, abs=0.01)  # as in the two-sentence case above
     assert res["WNC"]["SFT(R) vs SFT"]["p"] == 1.0  # SFT(R) is worse: the wrong-way result stays visible
+    assert res["WNC"]["SFT(R) vs SFT"]["p_lower"] < 0.05
+
+
+def test_identical_outputs_are_significant_in_neither_direction():
+    from rationalign.significance import column_pvalues
+
+    res = column_pvalues({"AST": ["a", "b", "c"]}, {"sft": {"a": 1.0, "b": 2.0, "c": 3.0},
+                                                      "aligned": {"a": 1.0, "b": 2.0, "c": 3.0}})
+    cell = res["AST"]["aligned vs SFT(R)"]
+    assert cell["p"] == 1.0 and cell["p_lower"] == 1.0
