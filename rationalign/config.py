@@ -221,7 +221,19 @@ class EvaluateParams:
 class QuarkParams:
     """stage=quark: QUARK-style multi-reward training (MaRio, arXiv 2311.02805). See docs/quark.md."""
 
+    # Named preset (conf/quark/schedule/<name>.yaml): quark = QUARK's coefficients at demo size,
+    # mario = MaRio's README run. The preset only sets the keys below; any of them can be overridden.
+    schedule: str = "quark"
+    # One optimiser and one LR schedule (linear warmup, linear decay to 0 at total_steps) across all
+    # rounds, as MaRio's main_n_new.py: round r samples, re-bins the pool, then trains sample_interval
+    # optimizer steps (the last round the remainder of total_steps).
     rounds: int = 2
+    sample_interval: int = 36
+    total_steps: int | None = None  # null = rounds * sample_interval
+    warmup_steps: int = 0
+    binning: str = "rank"  # rank: equal-count bins by rank (MaRio) | quantile: value quantiles (old)
+    drop_malformed: bool = True  # samples whose answer did not parse leave the pool (MaRio)
+    dedup: bool = True  # one pool item per (user message, completion) pair (MaRio)
     variant: str = "canonical"  # canonical: every reward from round 1 | additive: one more reward per round
     # Reward names (rationalign.quark.rewards registry); the order is the additive order and the
     # default order of the control tokens in the prompt.
@@ -245,6 +257,7 @@ class QuarkParams:
     # After each round, sample this many training inputs under the best-bin and under the worst-bin
     # prefix and report both reward means: has the policy learned what the tokens mean? 0 = off.
     contrast_inputs: int = 0
+    # Steps come from sample_interval / total_steps; train.epochs, max_steps and warmup_ratio are unused.
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=2e-4, batch_size=8))
     # Learning rate of the control-token embedding rows (LoRA runs); null = train.lr.
     token_lr: float | None = None
