@@ -147,7 +147,6 @@ def main(cfg: DictConfig) -> None:
 def entrypoint() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from rationalign.distributed import relaunch_cpu_processes
-
     from rationalign.quark.schedule import group_overrides
 
     sys.argv[1:] = group_overrides(sys.argv[1:])  # quark.schedule=<name> selects the preset group

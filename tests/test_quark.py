@@ -433,6 +433,9 @@ def test_contrast_check_samples_best_and_worst_bins_on_the_same_inputs(tiny_over
 
 def test_additive_and_canonical_runs_differ_as_claimed(tiny_overrides):
     base = [*tiny_overrides, *QUICK, "quark.rewards=[length,diversity]", "quark.seed_pool_with_gold=false"]
+    with pytest.raises(ValueError, match=r"round 1: the pool is empty \(12 samples: 0 empty, 12 malformed"):
+        run(compose([*base, "quark.rounds=1"]))  # the random model never parses: nothing left to train on
+    base.append("quark.drop_malformed=false")
     can = _rounds(run(compose(base)) and compose(base))
     add_cfg = compose([*base, "quark.variant=additive"])
     run(add_cfg)

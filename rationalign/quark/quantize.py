@@ -54,7 +54,7 @@ def assign_bins(values: Sequence[float], edges: Sequence[float]) -> list[int]:
 
 
 def is_binary(values: Sequence[float]) -> bool:
-    return len(values) > 0 and set(float(v) for v in values) <= {0.0, 1.0}
+    return len(values) > 0 and {float(v) for v in values} <= {0.0, 1.0}
 
 
 def binary_bins(values: Sequence[float], n_bins: int) -> list[int]:

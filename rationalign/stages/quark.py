@@ -338,6 +338,11 @@ def run_quark(ctx: Context, out: Path) -> dict:
         merged = pool.add(offered)
         atomic_write_jsonl(rdir / "pool_added.jsonl", offered)  # replayed through the same dedup on resume
 
+        if not len(pool):
+            raise ValueError(f"stage quark, round {r}: the pool is empty ({n_raw} samples: {n_raw - len(new)} empty, "
+                             f"{len(new) - len(offered) + len(seeded)} malformed and dropped); seed it with the "
+                             "training data (quark.seed_pool_with_gold=true) or keep malformed answers "
+                             "(quark.drop_malformed=false)")
         bins, edges = pool.quantize(active, n_bins, method=str(q.binning), seed=int(cfg.seed))
         examples = [QuarkExample(_train_prompt(x, b, order), x["user_message"], x["completion"])
                     for x, b in zip(pool.rows, bins)]
