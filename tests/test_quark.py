@@ -125,6 +125,15 @@ def test_rm_reward_alone(tmp_path):
     direct = RewardScorer.load(tmp_path / "rm").score([("gec", GEC.instruction, GEC.source, "He went to school yesterday."),
                                                        ("gec", GEC.instruction, GEC.source, "Completely different words here.")])
     assert s == pytest.approx(direct) and s[0] != s[1]
+    # rm_rationale: the same RM on "suggestion \n Explanation: rationale"; no rationale -> the batch minimum
+    rr = build_reward("rm_rationale", RewardEnv(rm_dir=tmp_path / "rm"))
+    good = "He went to school yesterday."
+    s2 = rr.score([_s(good, 'The verb "go" becomes "went".'), _s(good, None), _s(good, "Other words entirely.")])
+    with_r = RewardScorer.load(tmp_path / "rm").score(
+        [("gec", GEC.instruction, GEC.source, f'{good}\nExplanation: The verb "go" becomes "went".'),
+         ("gec", GEC.instruction, GEC.source, f"{good}\nExplanation: Other words entirely.")])
+    assert [s2[0], s2[2]] == pytest.approx(with_r) and s2[0] != s2[2]
+    assert s2[1] == min(s2[0], s2[2]) and s2[0] != pytest.approx(s[0])  # the rationale changes the score
 
 
 # -------------------------------------------------------------------------------------- quantisation
@@ -318,6 +327,21 @@ def test_control_token_rows_get_their_own_learning_rate_on_the_one_schedule():
     assert lrs[6] == pytest.approx((1e-2 * 4 / 8, 1e-4 * 4 / 8)) and opt.param_groups[1]["lr"] == 0.0
 
 
+def test_cli_prints_marios_run_for_quark_schedule_mario(tmp_path):
+    """What issue 19's done-when runs: the console entrypoint turns quark.schedule=mario into the preset."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    proc = subprocess.run([sys.executable, "-m", "rationalign", "--cfg", "job", "experiment=mario_writing",
+                           "quark.schedule=mario", f"paths.root={tmp_path}"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    q = yaml.safe_load(proc.stdout)["quark"]
+    assert (q["kl_coef"], q["entropy_coef"], q["top_p"], q["rounds"], q["sample_interval"], q["total_steps"]) == \
+        (0.1, 0.0, 0.7, 13, 4000, 50000)
+
+
 def test_schedule_presets_by_name_and_round_steps():
     from rationalign.quark.schedule import group_overrides, round_steps
 
@@ -348,6 +372,10 @@ def test_additive_adds_one_reward_per_round_canonical_uses_all():
         check_params(q)
     with pytest.raises(ValueError, match="unknown reward"):
         check_params(compose(["quark.rewards=[lenght]"]).quark)
+    with pytest.raises(ValueError, match=r"quark.train.max_steps=5: .*quark.sample_interval"):
+        check_params(compose(["quark.train.max_steps=5"]).quark)
+    with pytest.raises(ValueError, match="rank or quantile"):
+        check_params(compose(["quark.binning=values"]).quark)
 
 
 # ------------------------------------------------------------------------------------------ stage
