@@ -205,7 +205,9 @@ def entrypoint() -> None:
 
     guard_argv(sys.argv[1:])  # before Hydra writes .hydra/*.yaml
     from rationalign.distributed import relaunch_cpu_processes
+    from rationalign.quark.schedule import group_overrides
 
+    sys.argv[1:] = group_overrides(sys.argv[1:])  # quark.schedule=<name> selects the preset group
     relaunch_cpu_processes(sys.argv[1:])
     main()
 
@@ -222,4 +224,6 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides or []))
+        from rationalign.quark.schedule import group_overrides
+
+        return hydra_compose(config_name="config", overrides=group_overrides(list(overrides or [])))

@@ -310,8 +310,22 @@ class EvaluateParams:
 class QuarkParams:
     """stage=quark: QUARK-style multi-reward training (MaRio, arXiv 2311.02805). See docs/quark.md."""
 
+    # Named preset (conf/quark/schedule/<name>.yaml): quark = QUARK's coefficients at demo size,
+    # mario = MaRio's README run. The preset only sets the keys below; any of them can be overridden.
+    schedule: str = "quark"
+    # One optimiser and one LR schedule (linear warmup, linear decay to 0 at total_steps) across all
+    # rounds, as MaRio's main_n_new.py: round r samples, re-bins the pool, then trains sample_interval
+    # optimizer steps (the last round the remainder of total_steps).
     rounds: int = checked(2, ge=1)
-    variant: str = checked("canonical", choices=("canonical", "additive"))  # canonical: every reward from round 1 | additive: one more reward per round
+    sample_interval: int = checked(36, ge=1)
+    total_steps: int | None = checked(None, ge=1)  # null = rounds * sample_interval
+    warmup_steps: int = checked(0, ge=0)
+    # rank: equal-count bins by rank (MaRio) | quantile: value quantiles (old)
+    binning: str = checked("rank", choices=("rank", "quantile"))
+    drop_malformed: bool = True  # samples whose answer did not parse leave the pool (MaRio)
+    dedup: bool = True  # one pool item per (user message, completion) pair (MaRio)
+    # canonical: every reward from round 1 | additive: one more reward per round
+    variant: str = checked("canonical", choices=("canonical", "additive"))
     # Reward names (rationalign.quark.rewards registry); the order is the additive order and the
     # default order of the control tokens in the prompt.
     rewards: list[str] = field(default_factory=lambda: ["task_metric", "consistency"])
@@ -334,6 +348,7 @@ class QuarkParams:
     # After each round, sample this many training inputs under the best-bin and under the worst-bin
     # prefix and report both reward means: has the policy learned what the tokens mean? 0 = off.
     contrast_inputs: int = 0
+    # Steps come from sample_interval / total_steps; train.epochs, max_steps and warmup_ratio are unused.
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1.0, lr=2e-4, batch_size=8))
     # Learning rate of the control-token embedding rows (LoRA runs); null = train.lr.
     token_lr: float | None = None

@@ -265,7 +265,7 @@ def test_stage_quark_two_rounds_on_tiny_t5(tiny_overrides):
 
     over = t5_overrides(tiny_overrides) + [
         "stage=quark", "sft.train.max_steps=2", "quark.rewards=[task_metric,length]", "quark.max_new_tokens=16",
-        "quark.eval_max_new_tokens=12", "quark.train.batch_size=8", "quark.train.max_steps=2"]
+        "quark.eval_max_new_tokens=12", "quark.train.batch_size=8", "quark.sample_interval=2"]
     cfg = compose(over)
     m = run(cfg)
     out = Context(cfg, Path(cfg.paths.workdir)).stage_dir("quark")

@@ -102,6 +102,27 @@ class RMReward(Reward):
         return self._scorer.score(items) if items else []
 
 
+@register_reward("rm_rationale", needs_rm=True)
+class RMRationaleReward(RMReward):
+    """The reward model's score of the suggestion *and* its rationale: the RM's response slot gets
+    "<suggestion>\n<marker> <rationale>", the layout the policy writes. It rewards what the RM
+    makes of the explanation (MaRio rewards plausibility with a model of the rationale text);
+    the RM was trained on suggestions alone, so read it as a plausibility proxy, not a calibrated score.
+    No rationale -> the lowest score in the batch (its floor), so dropping the explanation never pays."""
+
+    def __init__(self, env: RewardEnv, batch_size: int = 16, marker: str = "Explanation:"):
+        super().__init__(env, batch_size)
+        self.marker = marker
+
+    def score(self, samples):
+        with_r = [s for s in samples if (s.rationale or "").strip()]
+        scored = super().score([Sample(s.record, f"{_suggestion(s)}\n{self.marker} {s.rationale.strip()}",
+                                       s.rationale, s.ok, s.text) for s in with_r])
+        floor = min(scored) if scored else 0.0
+        it = iter(scored)
+        return [next(it) if (s.rationale or "").strip() else floor for s in samples]
+
+
 # -------------------------------------------------------------------------------- task_metric
 @register_reward("task_metric")
 class TaskMetricReward(Reward):
@@ -184,13 +205,43 @@ def distinct_ratio(tokens: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def repetition_rate(tokens: Sequence[str], n: int) -> float:
+    """1 - distinct n-grams / n-grams; 0 when the text has no n-gram of this order."""
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def mario_diversity(text: str, orders: Sequence[int] = (2, 3, 4)) -> float:
+    """Product over n of (1 - repetition rate of n-grams) on whitespace tokens (MaRio's reward.py:61-95).
+    Any text that does not repeat itself scores 1, whatever its length; a loop scores near 0."""
+    toks = text.split()
+    out = 1.0
+    for n in orders:
+        out *= 1.0 - repetition_rate(toks, n)
+    return out
+
+
 @register_reward("diversity")
 class DiversityReward(Reward):
-    """Distinct n-gram ratio of the rationale, averaged over n in `orders` (repetition -> low).
+    """MaRio's diversity of the rationale: prod over n in `orders` (default 2, 3, 4) of
+    (1 - repetition rate of n-grams). It penalises loops, not length: a short vague rationale and a
+    long one quoting every edit both score ~1, so it does not fight `consistency`. No rationale -> 0
+    (the rationale rewards' floor; MaRio scores every text, an empty one 1)."""
 
-    An order with no n-grams (a rationale shorter than n) counts 0, so a one-word rationale
-    cannot reach the maximum.
-    """
+    def __init__(self, env: RewardEnv, orders: Sequence[int] = (2, 3, 4)):
+        self.orders = [int(n) for n in orders]
+        if not self.orders or min(self.orders) < 1:
+            raise ValueError(f"orders={list(orders)}: need positive n-gram orders")
+
+    def score(self, samples):
+        return [mario_diversity(s.rationale, self.orders) if (s.rationale or "").strip() else 0.0 for s in samples]
+
+
+@register_reward("distinct")
+class DistinctReward(Reward):
+    """Distinct n-gram ratio of the rationale (punctuation as tokens), averaged over n in `orders`
+    (the older `diversity`). An order with no n-grams counts 0, so it grows with length up to a
+    point and then falls: it prefers short rationales, which fights `consistency`."""
 
     def __init__(self, env: RewardEnv, orders: Sequence[int] = (1, 2)):
         self.orders = [int(n) for n in orders]

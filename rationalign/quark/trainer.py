@@ -127,36 +127,26 @@ def frozen_reference(model):
     return ref
 
 
-def token_row_optimizer(model, lr: float, token_lr: float, weight_decay: float):
-    """AdamW with the control-token embedding rows in their own group at `token_lr` (new-token
-    embeddings learn at a higher rate than LoRA weights, as in prompt tuning); the Trainer's linear
-    schedule scales both groups."""
-    rows, rest = [], []
-    for n, p in model.named_parameters():
-        if p.requires_grad:
-            (rows if "trainable_tokens" in n else rest).append(p)
-    if not rows:
-        raise ValueError("quark.token_lr: the model has no trainable control-token rows (LoRA with "
-                         "trainable_token_indices); leave token_lr null for full fine-tuning")
-    return torch.optim.AdamW([{"params": rows, "lr": token_lr, "weight_decay": 0.0},
-                              {"params": rest, "lr": lr, "weight_decay": weight_decay}])
-
-
 def train_quark(model, tokenizer, examples: list[QuarkExample], train_cfg: Any, out_dir: Path, *,
-                kl_coef: float, entropy_coef: float, max_length: int, seed: int, reference=None,
-                layout: Layout, tracking: Any = None, device: str = "auto", token_lr: float | None = None) -> dict:
-    """One round of training on the pool (in place); returns loss statistics and the last logged
-    ce / kl / entropy."""
+                steps: int | None = None, optimizers: tuple = (None, None), kl_coef: float, entropy_coef: float, max_length: int, seed: int,
+                reference=None, layout: Layout, tracking: Any = None, device: str = "auto") -> dict:
+    """One round: `steps` optimizer steps on the pool (in place, cycling it as often as needed), with
+    the run's one optimizer and scheduler (`quark.schedule.build_optimizer`), which carry on across
+    rounds. Without them (steps None) train_cfg's epochs / max_steps and the Trainer's own optimizer
+    and schedule apply. Returns loss statistics and the last logged ce / kl / entropy."""
+    from omegaconf import OmegaConf
+
     s2s = is_seq2seq(model)
     ds = encode_quark(examples, tokenizer, max_length, layout=layout, seq2seq=s2s)
-    args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
+    round_cfg = train_cfg if steps is None else OmegaConf.merge(
+        OmegaConf.create(OmegaConf.to_container(train_cfg, resolve=True)), {"max_steps": int(steps), "warmup_ratio": 0.0})
+    args = training_arguments(round_cfg, out_dir, seed=seed, tracking=tracking, device=device)
     trainer = LossTrainer(
         model=model, args=args, train_dataset=ds, processing_class=tokenizer,
         data_collator=lambda feats: collate_quark(feats, tokenizer.pad_token_id, seq2seq=s2s),
         loss_fn=make_loss_fn(kl_coef, entropy_coef, reference),
         scaled_for_ga=True,  # token-level: divided by the completion tokens of the whole step
-        optimizers=(token_row_optimizer(model, float(train_cfg.lr), float(token_lr), float(train_cfg.weight_decay))
-                    if token_lr is not None else None, None),
+        optimizers=optimizers,
     )
     stats = fit(trainer, out_dir)
     logged = [h for h in stats["log_history"] if "ce" in h]
@@ -164,4 +154,5 @@ def train_quark(model, tokenizer, examples: list[QuarkExample], train_cfg: Any, 
         stats.update({k: logged[-1][k] for k in ("ce", "kl", "entropy")})
         stats["ce_first"] = logged[0]["ce"]
     stats["examples"] = len(ds)
+    stats["lr_after"] = [float(g["lr"]) for g in trainer.optimizer.param_groups]
     return stats

@@ -6,8 +6,10 @@ the pool, quantise the active rewards over the whole pool, and train on the pool
 token per active reward prepended to the input (CE + KL to the reference - entropy bonus).
 Variants: canonical (all rewards from round 1) and additive (reward k joins in round k).
 
-Each finished round leaves round_<r>/{pool_added.jsonl, adapter/, round.json}; a rerun resumes
-after the last finished round. quark_rounds.json and the manifest carry the per-round report.
+All rounds share one optimizer and one LR schedule (quark.sample_interval steps per round, one
+linear schedule over quark.total_steps, as MaRio). Each finished round leaves
+round_<r>/{pool_added.jsonl, adapter/, optimizer.pt, round.json}; a rerun resumes after the last
+finished round with the same optimizer state and schedule. quark_rounds.json and the manifest carry the per-round report.
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ def check_params(q) -> None:
         raise ValueError(f"quark.reward_options: {unknown} are not in quark.rewards")
     if int(q.rounds) < 1 or int(q.n_bins) < 1 or int(q.samples_per_input) < 1:
         raise ValueError("quark.rounds, quark.n_bins and quark.samples_per_input must be >= 1")
+    from rationalign.quark.schedule import round_steps
+
+    round_steps(q)
+    if q.binning not in ("rank", "quantile"):
+        raise ValueError(f"quark.binning={q.binning!r}: expected rank or quantile")
+    if int(q.train.max_steps) > 0:
+        raise ValueError(f"quark.train.max_steps={q.train.max_steps}: QUARK rounds train quark.sample_interval steps "
+                         "each on one schedule of quark.total_steps; set those instead")
     if q.init not in ("sft", "base"):
         raise ValueError(f"quark.init={q.init!r}: expected sft or base")
     token_order(q)
@@ -259,6 +269,7 @@ def run_quark(ctx: Context, out: Path) -> dict:
     from rationalign.quark.control import all_control_tokens, best_prefix, load_quark_policy
     from rationalign.quark.quantize import Pool
     from rationalign.quark.rewards import RewardEnv, build_reward
+    from rationalign.quark.schedule import STATE, build_optimizer, load_state, round_steps, save_state, total_steps
     from rationalign.quark.trainer import QuarkExample, frozen_reference, train_quark
 
     cfg = ctx.cfg
@@ -295,8 +306,13 @@ def run_quark(ctx: Context, out: Path) -> dict:
     model.to(device_of(cfg))
     if reference is not None:
         reference.to(device_of(cfg))
+    # One optimiser and one LR schedule for every round (MaRio); a resumed run reloads both.
+    steps = round_steps(q)
+    opt, sched = build_optimizer(model, q)
+    if done:
+        load_state(out / f"round_{done}" / STATE, model, opt, sched)
 
-    pool = Pool()
+    pool = Pool(dedup=bool(q.dedup))
     summaries = []
     for r in range(1, done + 1):
         pool.add(json.loads(x) for x in (out / f"round_{r}" / "pool_added.jsonl").read_text().splitlines())
@@ -321,18 +337,28 @@ def run_quark(ctx: Context, out: Path) -> dict:
 
         # Under accelerate launch rank 0 samples and scores; every rank trains on the same pool.
         new, seeded, n_raw = main_then_broadcast(sample_and_score)
-        pool.add(seeded + new)
-        atomic_write_jsonl(rdir / "pool_added.jsonl", seeded + new)
+        # Pool hygiene (MaRio main_n_new.py:355-358 keeps only parsable answers; data_pool_n.py:181
+        # keys the pool by (prompt, response)). The report still counts the policy's own samples.
+        offered = seeded + [x for x in new if x["ok"] or not q.drop_malformed]
+        size_before = len(pool)
+        merged = pool.add(offered)
+        atomic_write_jsonl(rdir / "pool_added.jsonl", offered)  # replayed through the same dedup on resume
 
-        bins, edges = pool.quantize(active, n_bins)
+        if not len(pool):
+            raise ValueError(f"stage quark, round {r}: the pool is empty ({n_raw} samples: {n_raw - len(new)} empty, "
+                             f"{len(new) - len(offered) + len(seeded)} malformed and dropped); seed it with the "
+                             "training data (quark.seed_pool_with_gold=true) or keep malformed answers "
+                             "(quark.drop_malformed=false)")
+        bins, edges = pool.quantize(active, n_bins, method=str(q.binning), seed=int(cfg.seed))
         examples = [QuarkExample(_train_prompt(x, b, order), x["user_message"], x["completion"])
                     for x, b in zip(pool.rows, bins)]
-        stats = train_quark(model, tok, examples, q.train, rdir, kl_coef=float(q.kl_coef),
-                            entropy_coef=float(q.entropy_coef), max_length=int(cfg.model.max_length),
-                            seed=int(cfg.seed) + r, reference=reference, layout=layout(cfg), tracking=cfg.tracking,
-                            device=cfg.device,
-                            token_lr=None if q.token_lr is None else float(q.token_lr))
+        stats = train_quark(model, tok, examples, q.train, rdir, steps=steps[r - 1], optimizers=(opt, sched),
+                            kl_coef=float(q.kl_coef), entropy_coef=float(q.entropy_coef),
+                            max_length=int(cfg.model.max_length), seed=int(cfg.seed) + r, reference=reference,
+                            layout=layout(cfg), tracking=cfg.tracking, device=cfg.device)
+        stats["schedule_step"] = int(sched.last_epoch)  # optimizer steps since round 1 began
         atomic_write_json(rdir / "train_log.json", stats.pop("log_history"))
+        save_state(rdir / STATE, model, opt, sched)
         meta = {"rewards": rewards_list, "active_rewards": active, "token_order": order, "n_bins": n_bins,
                 "variant": str(q.variant), "round": r, "init_adapter": init_adapter, "tokens": tokens}
         save_policy(model, tok, rdir / "adapter", meta)
@@ -347,7 +373,11 @@ def run_quark(ctx: Context, out: Path) -> dict:
             "reward_means": _means(new, rewards_list),  # the policy's own samples this round (not gold)
             "gold_reward_means": _means(seeded, rewards_list),
             "pool_size": len(pool), "new_samples": len(new), "empty_outputs": n_raw - len(new),
-            "malformed": sum(1 for x in new if not x["ok"]), "bin_edges": edges,
+            "malformed": sum(1 for x in new if not x["ok"]),
+            "dropped_malformed": len(seeded) + len(new) - len(offered),
+            "duplicates_merged": merged, "pool_added": len(pool) - size_before,
+            "bins": edges, "schedule": {"name": str(q.schedule), "round_steps": steps[r - 1],
+                                        "total_steps": total_steps(q), "warmup_steps": int(q.warmup_steps)},
             "train_prompt_example": examples[-1].prompt if examples else None,
             "train": stats, f"task_metric_{q.eval_split}": ev, "contrast": contrast,
             "samples": [{"id": x["id"], "suggestion": x["suggestion"], "rationale": x["rationale"],
@@ -367,7 +397,9 @@ def run_quark(ctx: Context, out: Path) -> dict:
     save_policy(model, tok, out / "adapter", json.loads((last / "quark.json").read_text()))
     atomic_write_json(out / "quark_rounds.json", summaries)
     return {"counts": {"inputs": len(records), "rounds": len(summaries), "pool_size": len(pool),
-                       "eval_records": len(eval_records)},
+                       "eval_records": len(eval_records),
+                       "dropped_malformed": sum(s.get("dropped_malformed", 0) for s in summaries),
+                       "duplicates_merged": sum(s.get("duplicates_merged", 0) for s in summaries)},
             "metrics": {"rounds": [{k: s.get(k) for k in ("round", "active_rewards", "reward_means", "pool_size",
                                                            f"task_metric_{q.eval_split}", "contrast")}
                                    for s in summaries]},
