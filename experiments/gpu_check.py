@@ -102,7 +102,8 @@ def warm_start(model_dir: Path, out: Path, *, smoke: bool) -> Path:
 
 
 def overrides(model_dir: Path, root: Path, *, rationales: bool, gec: bool, smoke: bool = False) -> list[str]:
-    o = ["experiment=demo", "model=hf", f"model.path={model_dir}", "model.dtype=bfloat16", "device=cuda",
+    # all eight tasks (the demo preset itself runs two, conf/task/demo.yaml)
+    o = ["experiment=demo", "task=all", "model=hf", f"model.path={model_dir}", "model.dtype=bfloat16", "device=cuda",
          f"paths.root={root}", "run_name=gpu_check", "model.max_length=384",
          # Larger budgets than the CPU demo: the whole bundled corpus, 3 folds, longer outputs.
          "data.max_labeled_per_task=null", "data.max_unlabeled_per_task=null", "data.max_test_per_task=null",
