@@ -106,6 +106,14 @@ class Registry(Generic[T]):
             raise ValueError(f"{where}={name}: " + "; ".join(errors))
         return OmegaConf.to_object(merged)
 
+    def build(self, node: Any, *, name: str | None = None, where: str | None = None, **runtime: Any) -> Any:
+        """entry.obj(**typed options, **runtime): the options reach the component as keyword arguments,
+        so an option the component does not take fails here (and in tests/test_options_reach_code.py)."""
+        name = name if name is not None else _get(node, "name")
+        typed = self.typed(node, name=name, where=where)
+        options = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)} if typed is not None else {}
+        return self.entry(name).obj(**options, **runtime)
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 
