@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import time
 import traceback
 from collections.abc import Mapping
@@ -28,12 +27,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rationalign.io import atomic_write_json, sha256_json
+from rationalign.secrets import SECRET_KEY as _SECRET  # the one shared list
 from rationalign.tracking import tags_for
 
 log = logging.getLogger("rationalign")
 
 RESULT = "result.json"
-_SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------
