@@ -86,7 +86,7 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
         raise ConfigError(f"rationale.position={rat.get('position')}: expected after, before or none")
     if rat.get("on_error", "fail") not in ("fail", "skip"):
         raise ConfigError(f"rationale.on_error={rat.get('on_error')}: expected fail or skip")
-    from rationalign.rationale.base import SOURCES, parse_config
+    from rationalign.rationale import SOURCES, parse_config, source_options
 
     if rat.get("name") not in SOURCES:
         raise ConfigError(f"rationale.name={rat.get('name')}: unknown source; known: {', '.join(sorted(SOURCES))}")
@@ -95,7 +95,7 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
     from rationalign.judge.config import parse_judge_config
-    from rationalign.pair_rationale.config import parse_pair_rationale_config
+    from rationalign.rationale.pairs import parse_pair_rationale_config
 
     for key, parse in (("pair_rationale", parse_pair_rationale_config), ("judge", parse_judge_config)):
         try:
@@ -131,11 +131,6 @@ def validate_data(cfg: DictConfig) -> None:
             load_split(cfg, split)
         except (RecordError, DataConfigError, FileNotFoundError) as e:
             raise ConfigError(str(e)) from None
-
-
-def source_options(rationale: dict) -> dict:
-    """The rationale node minus the keys that belong to the stage, not the source."""
-    return {k: v for k, v in rationale.items() if k not in ("position", "on_error")}
 
 
 def run(cfg: DictConfig, validated: bool = False) -> dict:

@@ -123,6 +123,9 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
+    def __iter__(self):  # the names, sorted (so `sorted(REG)`, `set(REG)` read like a dict's keys)
+        return iter(self.names())
+
 
 def _get(node: Any, key: str) -> Any:
     return node.get(key) if hasattr(node, "get") else getattr(node, key)

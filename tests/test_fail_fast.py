@@ -238,7 +238,7 @@ def _teacher_overrides(tmp_path, base_url: str, *extra: str) -> list[str]:
 
 
 def test_dead_endpoint_trips_the_circuit_breaker_fast(tmp_path):
-    from rationalign.rationale.client import EndpointDown
+    from rationalign.llm.client import EndpointDown
 
     cfg = compose(_teacher_overrides(tmp_path, f"http://127.0.0.1:{_dead_port()}/v1",
                                      "rationale.max_consecutive_connection_failures=2", "rationale.concurrency=1",
