@@ -15,6 +15,8 @@ from typing import Any, Optional, get_type_hints
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from rationalign.prompt_config import PromptsConfig
+
 
 def checked(default: Any = MISSING, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
             lt: float | None = None, choices: tuple[str, ...] | None = None, factory: Any = None) -> Any:
@@ -412,14 +414,15 @@ class RootConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    # Source options are checked by the source's own dataclass (rationalign.rationale) in
-    # cli.validate; `position` (after | before | none, paper Fig. 9) and `on_error` (fail | skip)
-    # apply to every source.
+    # `rationale=<source>`: the options are checked by that source's dataclass, registered beside it
+    # in rationalign.rationale.SOURCES (cli.validate); `position` (after | before | none, paper
+    # Fig. 9: where the rationale sits in the response) and `on_error` (fail | skip) apply to every
+    # source (rationalign.rationale.StageOptions).
     rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})
     engine: EngineConfig = field(default_factory=EngineConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    prompts: dict[str, Any] = field(default_factory=dict)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)  # placeholders: prompts.validate_prompts
     paths: PathsConfig = field(default_factory=PathsConfig)
     sft: SFTParams = field(default_factory=SFTParams)
     kfold: KFoldParams = field(default_factory=KFoldParams)
@@ -432,8 +435,8 @@ class RootConfig:
     show_prompts: ShowPromptsParams = field(default_factory=ShowPromptsParams)
     predict: PredictParams = field(default_factory=PredictParams)
     serve: ServeParams = field(default_factory=ServeParams)
-    # Checked by their own dataclasses at stage start (rationalign.pair_rationale.config,
-    # rationalign.judge.config): stage=pair_rationales and stage=judge.
+    # Checked (cli.validate) by the chosen entry's dataclass: rationalign.rationale.pairs.PAIR_SOURCES
+    # (one per pair source) and rationalign.judge.JUDGES; used by stage=pair_rationales, stage=judge.
     pair_rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})
     judge: dict[str, Any] = field(default_factory=lambda: {"name": "default"})
     run_name: str = "default"
