@@ -67,7 +67,7 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
         if cfg.data.format == "records" and path and not Path(path).exists():
             raise ConfigError(f"data.{name}: file not found: {path}")
         if cfg.data.format != "records":
-            from rationalign.data.readers.configured import configured_specs
+            from rationalign.data.configured import configured_specs
 
             try:
                 configured_specs(cfg, name)
@@ -122,8 +122,7 @@ def validate_data(cfg: DictConfig) -> None:
     training. data=hub is read by its own stage-time builder (downloads) and skipped here."""
     if cfg.data.format == "hub":
         return
-    from rationalign.data.readers.configured import DataConfigError
-    from rationalign.data.records import RecordError
+    from rationalign.data.records import DataConfigError, RecordError
     from rationalign.data.splits import SPLITS, load_split
 
     for split in SPLITS:

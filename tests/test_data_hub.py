@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from rationalign.cli import compose, import_components, validate
 from rationalign.data.hub import build as hub_build
-from rationalign.data.readers.configured import DataConfigError
+from rationalign.data.records import DataConfigError
 from rationalign.data.splits import load_split
 
 from .conftest import shared_dir

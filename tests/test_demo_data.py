@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rationalign.data import demo
-from rationalign.data.readers import TASKS
 from rationalign.data.records import load_records
+from rationalign.data.tasks import TASKS
 
 DEMO_DIR = Path(demo.__file__).with_suffix("")
 SPLITS = ("labeled", "unlabeled", "test")

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rationalign.data.readers._common import DEFAULT_INSTRUCTIONS, TASKS
+from rationalign.data.readers.common import DEFAULT_INSTRUCTIONS
 from rationalign.data.records import Record, save_records
+from rationalign.data.tasks import TASKS
 
 CLEAN_SENTENCES = (
     'The children played in the park after school.',
