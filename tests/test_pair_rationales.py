@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rationalign.cli import compose, run
 from rationalign.pair_rationale import PairView, chosen_first, derangement, parse_pair_rationale_config, permute
 from rationalign.pair_rationale.config import PairRationaleConfig
 from rationalign.pair_rationale.sources import from_local, generation_prompts
 from rationalign.pair_rationale.template import template_rationales
+from rationalign.runner import compose, run
 
 try:
     from tests.chat_server import ChatServer
@@ -291,7 +291,7 @@ def test_user_layout_pairs(tmp_path):
 
 
 def test_upstreams_follow_the_config(tmp_path, dh_file):
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
     from rationalign.stages.base import STAGES
 
     import_components()

@@ -33,9 +33,9 @@ def _local_generator(cfg, rat: dict):
 )
 def run_rationalize(ctx: Context, out: Path) -> dict:
     """Extract edits with errant and attach a rationale from the configured source."""
-    from rationalign.cli import source_options
     from rationalign.edits import format_edits
     from rationalign.rationale import build_source, edits_for_records
+    from rationalign.validate import source_options
 
     cfg = ctx.cfg
     rat = OmegaConf.to_container(cfg.rationale, resolve=True)
