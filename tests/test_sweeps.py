@@ -139,8 +139,10 @@ def _hydra_compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rationalign.config import conf_dir
+    from rationalign.config import conf_dir, register_configs, register_resolvers
 
+    register_resolvers()
+    register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
