@@ -69,7 +69,7 @@ def _peak(torch) -> dict:
 
 
 def _model_cfg(name: str):
-    from rationalign.cli import compose
+    from rationalign.runner import compose
 
     cfg = compose([f"model={name}"]).model
     return cfg
@@ -100,8 +100,8 @@ def _token_count(tok, rows, max_length) -> int:
 def worker_ours(run: str, a) -> dict:
     import torch
 
-    from rationalign.cli import compose
     from rationalign.models import load_for_training
+    from rationalign.runner import compose
     from rationalign.training import preference as P
     from rationalign.training.pairs_io import load_pref_pairs
 

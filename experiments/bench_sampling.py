@@ -32,9 +32,9 @@ RUNS = ["generate", "prefill-once"]
 def worker(run: str, a) -> dict:
     import torch
 
-    from rationalign.cli import compose
     from rationalign.data.splits import load_split
     from rationalign.engines import build_engine
+    from rationalign.runner import compose
     from rationalign.stages.common import user_message
 
     cfg = compose([f"model={a.model}", "data=demo", "task=all", f"engine.batch_size={a.batch_size}",

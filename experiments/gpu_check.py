@@ -76,10 +76,10 @@ def warm_start(model_dir: Path, out: Path, *, smoke: bool) -> Path:
     import torch
     from omegaconf import OmegaConf
 
-    from rationalign.cli import compose
     from rationalign.config import TrainConfig
     from rationalign.data.splits import load_split
     from rationalign.models import load_base_model
+    from rationalign.runner import compose
     from rationalign.stages.common import user_message
     from rationalign.training.chat import Layout
     from rationalign.training.sft import SFTExample, train_sft
@@ -147,7 +147,7 @@ def stage_rows(workdir: Path, tok) -> list[dict]:
 def run_pipeline(ov: list[str], smoke: bool = False) -> dict:
     import torch
 
-    from rationalign.cli import compose, run
+    from rationalign.runner import compose, run
 
     if smoke:
         t0 = time.time()
@@ -166,7 +166,7 @@ def run_qlora(model_dir: Path, root: Path) -> dict:
     """stage=sft with NF4 4-bit base weights (bitsandbytes) + LoRA, on the GPU."""
     import torch
 
-    from rationalign.cli import compose, run
+    from rationalign.runner import compose, run
 
     torch.cuda.reset_peak_memory_stats()
     cfg = compose([f"model.path={model_dir}", "model=hf", "model.dtype=bfloat16", "model.quantization=4bit",
@@ -183,7 +183,7 @@ def run_qlora(model_dir: Path, root: Path) -> dict:
 
 
 def run_vllm(model_dir: Path, root: Path) -> dict:
-    from rationalign.cli import compose, run
+    from rationalign.runner import compose, run
 
     cfg = compose([f"model.path={model_dir}", "model=hf", "model.dtype=bfloat16", "device=cuda", "engine=vllm",
                    f"paths.root={root}", "run_name=gpu_check_vllm", "stage=evaluate", "evaluate.systems=[base]",

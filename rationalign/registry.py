@@ -82,6 +82,7 @@ class Registry(Generic[T]):
         """The entry's dataclass built from `node` (a DictConfig/dict holding `name` and the options),
         after checking unknown keys, types and ranges. Raises ValueError with one line per problem."""
         from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
 
         from rationalign.config import schema_errors
 
@@ -98,7 +99,7 @@ class Registry(Generic[T]):
         if not errors:
             try:  # types (and conversions such as "0.1" -> 0.1) by OmegaConf against the dataclass
                 merged = OmegaConf.merge(OmegaConf.structured(entry.config), values)
-            except Exception as e:  # omegaconf.ValidationError and friends name the key in their first line
+            except OmegaConfBaseException as e:  # ValidationError and friends name the key in their first line
                 key = getattr(e, "full_key", None) or "?"
                 raise ValueError(f"{where}={name}: {where}.{key}: {str(e).splitlines()[0]}") from None
             errors = schema_errors(merged, entry.config, prefix=f"{where}.")  # checked() ranges

@@ -153,8 +153,8 @@ def run_sft_stage(out: Path, root: Path) -> None:
     """stage=sft (with its rationalize upstream) through the CLI's run(), recording every artifact and
     manifest write of this rank in OUT/writes<r>.json."""
     from rationalign import models
-    from rationalign.cli import compose
-    from rationalign.cli import run as cli_run
+    from rationalign.runner import compose
+    from rationalign.runner import run as cli_run
     from rationalign.stages import base, sft
 
     writes: list[str] = []

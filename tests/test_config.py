@@ -7,7 +7,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from rationalign.cli import ConfigError, compose, import_components, validate
+from rationalign.components import import_components
+from rationalign.runner import compose
+from rationalign.validate import ConfigError, validate
 
 from .conftest import REPO
 

@@ -83,8 +83,8 @@ def test_spacy_retokenizer_and_options(gold):
 
 
 def test_evaluate_scores_and_reports_the_tokenisation(gold):
-    from rationalign.cli import compose
     from rationalign.report import analyses_markdown
+    from rationalign.runner import compose
     from rationalign.stages.evaluate import m2_tokenization, score_column
 
     recs = read_m2(gold).records

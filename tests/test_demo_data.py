@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 
 import pytest
 
-from rationalign.data import demo
-from rationalign.data.readers import TASKS
+from rationalign.data import make_demo as demo
 from rationalign.data.records import load_records
+from rationalign.data.tasks import TASKS
 
-DEMO_DIR = Path(demo.__file__).with_suffix("")
+DEMO_DIR = demo.SENTENCES_FILE.parent
 SPLITS = ("labeled", "unlabeled", "test")
 
 
@@ -25,7 +24,7 @@ def test_shipped_files_equal_fresh_regeneration(tmp_path):
     for s in SPLITS:
         fresh = (tmp_path / f"{s}.jsonl").read_bytes()
         assert (DEMO_DIR / f"{s}.jsonl").read_bytes() == fresh, (
-            f"{s}.jsonl drifted: run python -m rationalign.data.demo --out rationalign/data/demo")
+            f"{s}.jsonl drifted: run python -m rationalign.data.make_demo --out rationalign/data/demo")
 
 
 def test_every_task_in_every_split_balanced(shipped):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rationalign.cli import compose, run
 from rationalign.rationale.pairs import (
     PAIR_SOURCES,
     PairLocalConfig,
@@ -25,6 +24,7 @@ from rationalign.rationale.pairs import (
 )
 from rationalign.rationale.pairs.sources import from_local, generation_prompts
 from rationalign.rationale.pairs.template import template_rationales
+from rationalign.runner import compose, run
 
 try:
     from tests.chat_server import ChatServer
@@ -314,7 +314,7 @@ def test_user_layout_pairs(tmp_path):
 
 
 def test_upstreams_follow_the_config(tmp_path, dh_file):
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
     from rationalign.stages.base import STAGES
 
     import_components()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rationalign.assistant import PredictInputError, explain_outputs
-from rationalign.cli import compose, run
+from rationalign.runner import compose, run
 
 SCRIPTED = ('She went to school yesterday.\nExplanation: The word "go" should be replaced by "went" because the '
             "verb tense must fit the time the sentence describes. The sentence is now correct.")

@@ -11,9 +11,9 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from rationalign.cli import compose, run
 from rationalign.losses import LOSSES
 from rationalign.models import load_for_training
+from rationalign.runner import compose, run
 from rationalign.training import preference as P
 from rationalign.training.chat import Layout
 from rationalign.training.pairs_io import PairsError, load_pref_pairs
@@ -285,7 +285,7 @@ def align_overrides(tmp_path, pairs, *extra):
 
 def test_align_stage_from_base_with_pairs_file(pairs_file, tmp_path):
     cfg = compose(align_overrides(tmp_path, pairs_file, "align.init=base", "loss=mpo"))
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
     from rationalign.stages.base import STAGES, Context
 
     import_components()
@@ -311,7 +311,7 @@ def test_align_stage_dpo_from_sft(pairs_file, tmp_path, monkeypatch):
     (tmp_path / "cache").mkdir()
     os.symlink(default_cache_dir() / "models", tmp_path / "cache" / "models")
     cfg = compose(ov)
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
     from rationalign.stages.base import STAGES
 
     import_components()

@@ -8,9 +8,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from rationalign.cli import compose
 from rationalign.data.records import Record
 from rationalign.quark.control import control_token
+from rationalign.runner import compose
 
 RECS = [Record(id=f"q{i}", task="gec", instruction="Fix:", source=f"he go home {i} .", target=f"He goes home {i} .")
         for i in range(3)]

@@ -12,7 +12,6 @@ import pytest
 from rationalign.data.readers import (
     DEFAULT_INSTRUCTIONS,
     FORMATS,
-    TASKS,
     apply_edits,
     load_hub,
     parse_m2,
@@ -26,6 +25,7 @@ from rationalign.data.readers import (
     read_wnc,
 )
 from rationalign.data.records import RecordError, record_from_dict
+from rationalign.data.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RATIONALIGN_DATA", REPO.parent / "shared" / "data"))

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from rationalign.cli import compose, run
+from rationalign.runner import compose, run
 from rationalign.training.pairs_io import PairsError, load_rm_pairs
 
 SUBJECTS = ["The cat", "My brother", "The old man", "Our teacher", "A small dog", "The girl", "His friend", "The bird"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rationalign.cli import compose
 from rationalign.data.records import Record
+from rationalign.runner import compose
 from rationalign.scoring import score_many, sentence_score
 
 

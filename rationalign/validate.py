@@ -1,0 +1,111 @@
+"""Every check of a composed config that needs no model, run before any stage starts.
+
+Composition already checks keys and types against the dataclasses in config.py; `validate()`
+adds the checks that need the registries (stage, loss, tasks, sources, judges) and, optionally,
+reads every data split record by record, so a typo costs a second, not a model load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def validate(cfg: DictConfig, data: bool = True) -> None:
+    """Every check that needs no model: schema (unknown keys, ranges, enums), registries, prompts,
+    sources and, with `data`, every split file read record by record. Raises ConfigError."""
+    from rationalign.config import schema_errors
+    from rationalign.stages.base import STAGES
+
+    errors = schema_errors(cfg)
+    if errors:
+        raise ConfigError("; ".join(errors))
+    if cfg.stage.name not in STAGES:
+        raise ConfigError(f"stage={cfg.stage.name}: unknown stage; known: {', '.join(STAGES.names())}")
+    missing = [t for t in cfg.task.names if t not in cfg.task.specs]
+    if missing:
+        raise ConfigError(f"task.names: no spec for {missing}; known: {sorted(cfg.task.specs)}")
+    try:
+        from rationalign.losses import LOSSES
+    except ImportError:  # losses module not built yet
+        LOSSES = None
+    if LOSSES is not None and cfg.loss.kind == "preference" and cfg.loss.name not in LOSSES:
+        raise ConfigError(f"loss.name={cfg.loss.name}: unknown loss; known: {', '.join(sorted(LOSSES))}")
+    if cfg.stage.name in ("align", "pipeline") and cfg.loss.kind != "preference":
+        raise ConfigError(f"loss={cfg.loss.name} is not a preference loss (kind {cfg.loss.kind}); stage=align needs one "
+                          f"of {', '.join(sorted(LOSSES or []))}" + ("; QUARK trains through stage=quark"
+                                                                      if cfg.loss.kind == "quark" else ""))
+    for name in ("labeled", "unlabeled", "test"):
+        path = cfg.data.get(name)
+        if cfg.data.format == "records" and path and not Path(path).exists():
+            raise ConfigError(f"data.{name}: file not found: {path}")
+        if cfg.data.format != "records":
+            from rationalign.data.configured import configured_specs
+
+            try:
+                configured_specs(cfg, name)
+            except (ValueError, FileNotFoundError, KeyError) as e:
+                raise ConfigError(str(e)) from None
+    from rationalign.prompts import PromptConfigError, validate_prompts
+
+    try:
+        validate_prompts(cfg.prompts)  # layout and template placeholders, before any model loads
+    except PromptConfigError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.model.source == "hf" and not cfg.model.path:
+        raise ConfigError("model.path: required when model.source=hf (a hub id or a local directory)")
+    rat = OmegaConf.to_container(cfg.rationale, resolve=True)
+    if rat.get("position", "after") not in ("after", "before", "none"):
+        raise ConfigError(f"rationale.position={rat.get('position')}: expected after, before or none")
+    if rat.get("on_error", "fail") not in ("fail", "skip"):
+        raise ConfigError(f"rationale.on_error={rat.get('on_error')}: expected fail or skip")
+    from rationalign.rationale import SOURCES, parse_config, source_options
+
+    if rat.get("name") not in SOURCES:
+        raise ConfigError(f"rationale.name={rat.get('name')}: unknown source; known: {', '.join(sorted(SOURCES))}")
+    try:
+        parse_config(rat["name"], source_options(rat))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+    from rationalign.judge.config import parse_judge_config
+    from rationalign.rationale.pairs import parse_pair_rationale_config
+
+    for key, parse in (("pair_rationale", parse_pair_rationale_config), ("judge", parse_judge_config)):
+        try:
+            parse(OmegaConf.to_container(cfg[key], resolve=True))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(str(e)) from None
+    if cfg.tracking.backend not in ("none", "wandb"):
+        raise ConfigError(f"tracking.backend={cfg.tracking.backend}: expected none or wandb")
+    if cfg.engine.name not in ("hf", "vllm"):
+        raise ConfigError(f"engine.name={cfg.engine.name}: expected hf or vllm")
+    for system in cfg.evaluate.systems:  # before base is generated, not after
+        if system not in KNOWN_SYSTEMS and not str(system).startswith("path:"):
+            raise ConfigError(f"evaluate.systems: unknown system '{system}' (known: {', '.join(KNOWN_SYSTEMS)}, "
+                              "path:<adapter or model dir>)")
+    if data:
+        validate_data(cfg)
+
+
+KNOWN_SYSTEMS = ("base", "sft", "sft_no_rationale", "aligned", "quark")
+
+
+def validate_data(cfg: DictConfig) -> None:
+    """Read every configured split in full, so a bad record in data.test fails now, not after
+    training. data=hub is read by its own stage-time builder (downloads) and skipped here."""
+    if cfg.data.format == "hub":
+        return
+    from rationalign.data.records import DataConfigError, RecordError
+    from rationalign.data.splits import SPLITS, load_split
+
+    for split in SPLITS:
+        try:
+            load_split(cfg, split)
+        except (RecordError, DataConfigError, FileNotFoundError) as e:
+            raise ConfigError(str(e)) from None
+
