@@ -127,6 +127,23 @@ class Registry(Generic[T]):
     def __iter__(self):  # the names, sorted (so `sorted(REG)`, `set(REG)` read like a dict's keys)
         return iter(self.names())
 
+    # A read-only mapping name -> object, so a registry stands where a dict of components stood
+    # (DESIGN.md's contract: `LOSSES["mpo"](batch, beta=..)`).
+    def __getitem__(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[str]:
+        return self.names()
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(e.name, e.obj) for e in self.entries()]
+
+    def values(self) -> list[T]:
+        return [e.obj for e in self.entries()]
+
 
 def _get(node: Any, key: str) -> Any:
     return node.get(key) if hasattr(node, "get") else getattr(node, key)
