@@ -31,7 +31,7 @@ def _sari(sources, predictions, references, lowercase: bool = True, paper_versio
 
 
 def _is_m2(refs) -> bool:
-    from .m2_format import M2Sentence
+    from rationalign.m2_format import M2Sentence
 
     return isinstance(refs, (str, Path)) or (isinstance(refs, list) and bool(refs)
                                              and isinstance(refs[0], M2Sentence))

@@ -17,7 +17,7 @@ from rationalign.data.readers.coedit import read_coedit, split_instruction
 from rationalign.data.readers.common import DEFAULT_INSTRUCTIONS, LoadResult
 from rationalign.data.readers.hub import load_hub
 from rationalign.data.readers.iterater import read_iterater
-from rationalign.data.readers.m2 import apply_edits, parse_m2, read_m2
+from rationalign.data.readers.m2 import read_m2
 from rationalign.data.readers.tabular import read_stsb, read_wnc
 from rationalign.data.records import RecordError, load_records
 
@@ -26,9 +26,7 @@ __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "FORMATS",
     "LoadResult",
-    "apply_edits",
     "load_hub",
-    "parse_m2",
     "read_aligned",
     "read_coedit",
     "read_dataset",
