@@ -5,9 +5,10 @@ run once before any stage (cli.validate)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from rationalign.cfg_access import cfg_get
 
 # How a rendered prompt reaches the model (training.chat.Layout).
 LAYOUTS = ("plain", "chat")
@@ -54,18 +55,6 @@ class PromptsConfig:
     rm_template: str | None = None  # Table 7
     teacher_template: str | None = None  # Fig. 3
     edits: EditListFormat = field(default_factory=EditListFormat)
-
-
-def cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
-    """`cfg.key` or `cfg[key]`, for DictConfig, dicts and plain objects; `default` if absent."""
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    try:  # DictConfig supports .get; attribute access on a missing key may raise in struct mode
-        return cfg.get(key, default)  # type: ignore[union-attr]
-    except AttributeError:
-        return getattr(cfg, key, default)
 
 
 def require(cfg: Any, key: str, where: str) -> Any:

@@ -28,11 +28,11 @@ from collections.abc import Iterable, Mapping
 from string import Formatter
 from typing import Any
 
+from rationalign.cfg_access import cfg_get
 from rationalign.prompt_config import (
     LAYOUTS,
     PromptConfigError,
     as_list,
-    cfg_get,
     edit_list_format,
     require,
     response_format,
@@ -230,7 +230,6 @@ __all__ = [
     "POSITIONS",
     "ParsedResponse",
     "PromptConfigError",
-    "cfg_get",
     "choose_instruction",
     "format_response",
     "get_spec",

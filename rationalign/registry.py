@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from rationalign.cfg_access import cfg_get
+
 T = TypeVar("T")
 
 
@@ -86,7 +88,7 @@ class Registry(Generic[T]):
 
         from rationalign.config import schema_errors
 
-        name = name if name is not None else _get(node, "name")
+        name = name if name is not None else cfg_get(node, "name")
         where = where or self.group or self.kind
         entry = self.entry(name)
         if entry.config is None:
@@ -110,7 +112,7 @@ class Registry(Generic[T]):
     def build(self, node: Any, *, name: str | None = None, where: str | None = None, **runtime: Any) -> Any:
         """entry.obj(**typed options, **runtime): the options reach the component as keyword arguments,
         so an option the component does not take fails here (and in tests/test_options_reach_code.py)."""
-        name = name if name is not None else _get(node, "name")
+        name = name if name is not None else cfg_get(node, "name")
         typed = self.typed(node, name=name, where=where)
         options = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)} if typed is not None else {}
         return self.entry(name).obj(**options, **runtime)
@@ -145,8 +147,6 @@ class Registry(Generic[T]):
         return [e.obj for e in self.entries()]
 
 
-def _get(node: Any, key: str) -> Any:
-    return node.get(key) if hasattr(node, "get") else getattr(node, key)
 
 
 REGISTRIES: dict[str, Registry[Any]] = {}

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from rationalign.cli import ConfigError, compose, import_components, validate
+from rationalign.components import import_components
 from rationalign.judge import JUDGES, JudgeConfig, parse_judge_config
 from rationalign.llm.client import EndpointConfig
 from rationalign.rationale import SOURCES, StageOptions, TeacherConfig, parse_config, source_options
 from rationalign.rationale.pairs import PAIR_SOURCES, PairLocalConfig, PairTeacherConfig, parse_pair_rationale_config
 from rationalign.registry import REGISTRIES
+from rationalign.runner import compose
+from rationalign.validate import ConfigError, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 

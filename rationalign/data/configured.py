@@ -41,6 +41,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from rationalign.cfg_access import cfg_get
 from rationalign.data import readers
 from rationalign.data.hub import hub_files, hub_specs, read_split
 from rationalign.data.readers.common import LoadResult
@@ -200,7 +201,7 @@ def configured_files(cfg: DictConfig, splits: tuple[str, ...] = SPLIT_KEYS) -> l
 
 def _columns(tspec: Any) -> list[str]:
     try:
-        col = _get(tspec, "column")
+        col = cfg_get(tspec, "column")
     except MissingMandatoryValue:  # `column: ???` in the task spec
         return []
     if col is None:
@@ -210,10 +211,6 @@ def _columns(tspec: Any) -> list[str]:
     return [col] if isinstance(col, str) else [str(c) for c in col]
 
 
-def _get(node: Any, key: str) -> Any:
-    if node is None:
-        return None
-    return node.get(key) if isinstance(node, dict) or OmegaConf.is_config(node) else getattr(node, key, None)
 
 
 def _read_one(key: str, task: str, spec: dict, prefix: str | None, selected: list[str]) -> LoadResult:
@@ -267,7 +264,7 @@ def _finish(key: str, task: str, spec: dict, records: list[Record], task_specs: 
     from rationalign.prompts import choose_instruction
 
     for r in records:
-        tspec = _get(task_specs, r.task)
+        tspec = cfg_get(task_specs, r.task)
         cols = _columns(tspec)
         column = spec.get("column")
         if column is not None:

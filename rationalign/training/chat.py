@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rationalign.prompt_config import LAYOUTS, cfg_get
+from rationalign.cfg_access import cfg_get
+from rationalign.prompt_config import LAYOUTS
 
 
 @dataclass(frozen=True)

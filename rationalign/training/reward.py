@@ -59,7 +59,7 @@ class RMTemplate:
 
     @classmethod
     def from_cfg(cls, prompts_cfg: Any, task_cfg: Any) -> RMTemplate:
-        from rationalign.prompts import cfg_get
+        from rationalign.cfg_access import cfg_get
 
         specs = cfg_get(task_cfg, "specs") or {}
         return cls(rm_template=str(cfg_get(prompts_cfg, "rm_template")),
