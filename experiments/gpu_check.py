@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from rationalign.data.tasks import TASKS
+
 SMOLLM2_SHAPE = {"hidden_size": 576, "num_layers": 30, "num_heads": 9, "num_kv_heads": 3, "intermediate_size": 1536}
 # --cpu-smoke: the same driver on CPU with a 2-layer model and tiny budgets, so tests exercise its code
 # (tests/test_gpu_check.py). It checks nothing about GPUs and says so.
@@ -67,7 +69,7 @@ def random_model_dir(tokenizer_dir: Path, out: Path, shape: dict = SMOLLM2_SHAPE
     return out
 
 
-NON_GEC = "[fluency,clarity,coherence,paraphrase,neutralization,simplification,formality]"
+NON_GEC = "[" + ",".join(t for t in TASKS if t != "gec") + "]"  # the one task list (data/tasks.py)
 
 
 def warm_start(model_dir: Path, out: Path, *, smoke: bool) -> Path:
