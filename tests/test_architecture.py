@@ -19,10 +19,12 @@ MAX_LINES = 450
 # Lowest first. A module may import its own layer and the layers below, never one above.
 LAYERS = [
     ("base", ["rationalign.io", "rationalign.cfg_access", "rationalign.registry", "rationalign.secrets",
-              "rationalign.m2_format", "rationalign.nlp_models", "rationalign.data", "rationalign.metrics",
-              "rationalign.tokenization", "rationalign.edits"]),
+              "rationalign.typed_options", "rationalign.m2_format", "rationalign.nlp_models", "rationalign.data",
+              "rationalign.metrics", "rationalign.tokenization", "rationalign.edits", "rationalign.prompts",
+              "rationalign.prompt_config", "rationalign.responses", "rationalign.llm", "rationalign.significance"]),
     ("training and engines", ["rationalign.training", "rationalign.engines", "rationalign.losses",
-                              "rationalign.quark", "rationalign.models"]),
+                              "rationalign.quark", "rationalign.models", "rationalign.rationale", "rationalign.judge",
+                              "rationalign.tracking", "rationalign.distributed"]),
     ("stages", ["rationalign.stages"]),
     ("entry points", ["rationalign.cli", "rationalign.__main__", "rationalign.sweep", "rationalign.runner"]),
 ]
