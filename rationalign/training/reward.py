@@ -291,5 +291,16 @@ class RewardScorer:
         return out
 
 
-__all__ = ["RMTemplate", "RewardScorer", "bt_loss_fn", "build_reward_trainer", "make_reward_loss_fn", "collate_rm", "encode_rm_pairs",
-           "pairwise_accuracy", "split_heldout", "train_reward", "write_meta"]
+__all__ = [
+    "RMTemplate",
+    "RewardScorer",
+    "bt_loss_fn",
+    "build_reward_trainer",
+    "collate_rm",
+    "encode_rm_pairs",
+    "make_reward_loss_fn",
+    "pairwise_accuracy",
+    "split_heldout",
+    "train_reward",
+    "write_meta",
+]

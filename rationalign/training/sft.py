@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from rationalign.training.chat import Layout, encode_pair
 from rationalign.losses import TOKEN_LOSSES, options
+from rationalign.training.chat import Layout, encode_pair
 from rationalign.training.logps import collate_completion, completion_token_logps, is_seq2seq
 from rationalign.training.trainer import LossTrainer, fit, training_arguments
 
