@@ -30,16 +30,19 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
     missing = [t for t in cfg.task.names if t not in cfg.task.specs]
     if missing:
         raise ConfigError(f"task.names: no spec for {missing}; known: {sorted(cfg.task.specs)}")
-    try:
-        from rationalign.losses import LOSSES
-    except ImportError:  # losses module not built yet
-        LOSSES = None
-    if LOSSES is not None and cfg.loss.kind == "preference" and cfg.loss.name not in LOSSES:
-        raise ConfigError(f"loss.name={cfg.loss.name}: unknown loss; known: {', '.join(sorted(LOSSES))}")
-    if cfg.stage.name in ("align", "pipeline") and cfg.loss.kind != "preference":
-        raise ConfigError(f"loss={cfg.loss.name} is not a preference loss (kind {cfg.loss.kind}); stage=align needs one "
-                          f"of {', '.join(sorted(LOSSES or []))}" + ("; QUARK trains through stage=quark"
-                                                                      if cfg.loss.kind == "quark" else ""))
+    from rationalign.losses import LOSSES, REWARD_LOSSES, TOKEN_LOSSES
+
+    # Each loss node against its registry entry's dataclass: an unknown name lists the known ones, an
+    # unknown key lists the loss's own keys (loss.lam for dpo is an error, not an option reaching no code).
+    for key, registry in (("loss", LOSSES), ("sft.loss", TOKEN_LOSSES), ("reward.loss", REWARD_LOSSES)):
+        node = OmegaConf.select(cfg, key)
+        name = node.get("name") if isinstance(node, DictConfig) else None
+        if name not in registry:
+            raise ConfigError(f"{key}.name={name}: unknown {registry.kind}; known: {', '.join(registry.names())}")
+        try:
+            registry.typed(node, where=key)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     for name in ("labeled", "unlabeled", "test"):
         path = cfg.data.get(name)
         if cfg.data.format == "records" and path and not Path(path).exists():

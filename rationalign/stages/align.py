@@ -20,8 +20,10 @@ def _init(cfg) -> str:
 
 
 def _pairs_stage(cfg) -> str:
-    """rdpo/rorpo train on preference rationales: D_H enriched by stage pair_rationales."""
-    return "pair_rationales" if cfg.loss.name in ("rdpo", "rorpo") else "pairs"
+    """A loss that needs the preference rationale (rdpo, rorpo) trains on D_H enriched by stage pair_rationales."""
+    from rationalign.losses import LOSSES
+
+    return "pair_rationales" if LOSSES.entry(str(cfg.loss.name)).needs_rationale else "pairs"
 
 
 def align_upstream(cfg):

@@ -56,7 +56,8 @@ def run_sft(ctx: Context, out: Path) -> dict:
     examples = sft_examples(cfg, records)
     model, tok = load_for_training(cfg.model, cache_dir(cfg))
     stats = train_sft(model, tok, examples, cfg.sft.train, out, max_length=int(cfg.model.max_length),
-                      seed=int(cfg.seed), layout=layout(cfg), tracking=cfg.tracking, device=cfg.device)
+                      seed=int(cfg.seed), layout=layout(cfg), tracking=cfg.tracking, device=cfg.device,
+                      loss_cfg=cfg.sft.loss)
     save_model(model, tok, out / "adapter", merge=bool(cfg.model.lora.merge))
     history = stats.pop("log_history")
     atomic_write_json(out / "train_log.json", history)
