@@ -4,6 +4,7 @@ and scripts, and dataclass instances from `Registry.typed`, and read them all th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -17,3 +18,17 @@ def cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
         return cfg.get(key, default)  # type: ignore[union-attr]
     except AttributeError:
         return getattr(cfg, key, default)
+
+
+def cache_dir(cfg: Any) -> Path:
+    """The run's model/download cache (`paths.cache`)."""
+    return Path(cfg.paths.cache)
+
+
+def device_of(cfg: Any) -> str:
+    """`device`, with `auto` resolved to cuda when one is visible."""
+    import torch
+
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cfg.device

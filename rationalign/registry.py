@@ -130,7 +130,7 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     # A read-only mapping name -> object, so a registry stands where a dict of components stood
-    # (DESIGN.md's contract: `LOSSES["mpo"](batch, beta=..)`).
+    # (the loss contract outside checks call: `LOSSES["mpo"](batch, beta=..)`).
     def __getitem__(self, name: str) -> T:
         return self.entry(name).obj
 

@@ -83,10 +83,13 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
             parse(OmegaConf.to_container(cfg[key], resolve=True))
         except (ValueError, TypeError) as e:
             raise ConfigError(str(e)) from None
-    if cfg.tracking.backend not in ("none", "wandb"):
-        raise ConfigError(f"tracking.backend={cfg.tracking.backend}: expected none or wandb")
-    if cfg.engine.name not in ("hf", "vllm"):
-        raise ConfigError(f"engine.name={cfg.engine.name}: expected hf or vllm")
+    from rationalign.engines.factory import ENGINES
+    from rationalign.tracking import TRACKERS
+
+    for key, registry in (("tracking.backend", TRACKERS), ("engine.name", ENGINES)):
+        value = OmegaConf.select(cfg, key)
+        if value not in registry:
+            raise ConfigError(f"{key}={value}: expected one of {', '.join(registry)}")
     for system in cfg.evaluate.systems:  # before base is generated, not after
         if system not in KNOWN_SYSTEMS and not str(system).startswith("path:"):
             raise ConfigError(f"evaluate.systems: unknown system '{system}' (known: {', '.join(KNOWN_SYSTEMS)}, "

@@ -229,7 +229,7 @@ def test_control_tokens_added_trained_and_round_tripped(tmp_path):
         inference_prefix,
         load_quark_policy,
     )
-    from rationalign.stages.quark import save_policy
+    from rationalign.stages.quark_policy import save_policy
     from rationalign.training.chat import Layout
 
     cfg = compose(["model=tiny"])

@@ -32,7 +32,7 @@ class FakeEngine:
 
 
 def test_contrast_samples_best_and_worst_bins_on_the_same_inputs(monkeypatch):
-    from rationalign.stages import quark as Q
+    from rationalign.stages import quark_rounds as Q
 
     cfg = compose(["model=tiny", "task=gec", "rationale.position=none", "quark.contrast_inputs=2",
                    "quark.samples_per_input=2"])
@@ -59,7 +59,7 @@ def test_contrast_samples_best_and_worst_bins_on_the_same_inputs(monkeypatch):
 
 
 def test_additive_contrast_uses_only_the_active_rewards(monkeypatch):
-    from rationalign.stages import quark as Q
+    from rationalign.stages import quark_rounds as Q
 
     cfg = compose(["model=tiny", "task=gec", "rationale.position=none", "quark.contrast_inputs=1"])
     engine = FakeEngine()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rationalign.cfg_access import cache_dir
 from rationalign.io import atomic_write_json, sha256_file, sha256_json
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, layout, with_rationale
+from rationalign.stages.common import layout, with_rationale
 
 log = logging.getLogger("rationalign")
 

@@ -6,9 +6,9 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from rationalign.cfg_access import cache_dir
 from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir
 
 log = logging.getLogger("rationalign")
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rationalign.cfg_access import cache_dir
 from rationalign.data.records import load_records
 from rationalign.data.splits import labeled_files, load_split
 from rationalign.io import atomic_write_json
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, completion, layout, user_message, with_rationale
+from rationalign.stages.common import completion, layout, user_message, with_rationale
 
 log = logging.getLogger("rationalign")
 

@@ -20,9 +20,10 @@ import json
 import sys
 from typing import Any
 
+from rationalign.cfg_access import cache_dir
 from rationalign.data.records import Record, load_records
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, completion, layout, user_message, with_rationale
+from rationalign.stages.common import completion, layout, user_message, with_rationale
 
 RULE = "=" * 100
 

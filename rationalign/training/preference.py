@@ -13,6 +13,7 @@ memory during training and reruns (sweeps over beta, resumed jobs) skip the pass
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -138,7 +139,7 @@ def compute_reference_logps(model, dataset: EncodedDataset, pad_id: int, *, batc
     order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
     s2s = is_seq2seq(model)
     out = torch.zeros(len(dataset), 2)
-    ctx = model.disable_adapter() if mode == "base" and hasattr(model, "disable_adapter") else _nullcontext()
+    ctx = model.disable_adapter() if mode == "base" and hasattr(model, "disable_adapter") else contextlib.nullcontext()
     try:
         with ctx:
             for k in range(0, len(order), batch_size):
@@ -152,14 +153,6 @@ def compute_reference_logps(model, dataset: EncodedDataset, pad_id: int, *, batc
     finally:
         model.train(was_training)
     return out
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def reference_cache_key(model_identity: Any, dataset: EncodedDataset, max_length: int, mode: str) -> str:
