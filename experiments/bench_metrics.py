@@ -15,8 +15,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from rationalign.m2_format import corrected_text, read_m2
 from rationalign.metrics import bleu, errant_f, m2, sari
-from rationalign.metrics.m2_format import apply_edits, read_m2
 
 
 def _lines(path: Path) -> list[str]:
@@ -44,8 +44,8 @@ def bench_m2(root: Path) -> None:
     keys = ("correct", "proposed", "gold", "precision", "recall", "f")
     systems = {
         "source copied": [s.source for s in sents],
-        "annotator 0 corrections": [apply_edits(s, 0) for s in sents],
-        "annotator 1 on odd sentences": [apply_edits(s, 1) if i % 2 else s.source
+        "annotator 0 corrections": [corrected_text(s, 0) for s in sents],
+        "annotator 1 on odd sentences": [corrected_text(s, 1) if i % 2 else s.source
                                          for i, s in enumerate(sents)],
     }
     for name, preds in systems.items():

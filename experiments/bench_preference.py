@@ -26,7 +26,6 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from experiments.bench_runner import run_workers, worker_result, write_json
 
 RUNS = ["ours-mpo", "ours-dpo-cached", "trl-dpo", "trl-dpo-precomputed", "ours-simpo", "trl-cpo-simpo",
         "ours-orpo", "trl-orpo"]
@@ -69,7 +70,7 @@ def _peak(torch) -> dict:
 
 
 def _model_cfg(name: str):
-    from rationalign.cli import compose
+    from rationalign.runner import compose
 
     cfg = compose([f"model={name}"]).model
     return cfg
@@ -100,8 +101,8 @@ def _token_count(tok, rows, max_length) -> int:
 def worker_ours(run: str, a) -> dict:
     import torch
 
-    from rationalign.cli import compose
     from rationalign.models import load_for_training
+    from rationalign.runner import compose
     from rationalign.training import preference as P
     from rationalign.training.pairs_io import load_pref_pairs
 
@@ -222,33 +223,19 @@ def main(argv=None) -> None:
         import logging
 
         logging.disable(logging.WARNING)
-        res = (worker_trl if a.worker.startswith("trl") else worker_ours)(a.worker, a)
-        print("RESULT " + json.dumps(res), flush=True)
+        worker_result((worker_trl if a.worker.startswith("trl") else worker_ours)(a.worker, a))
         return
-    results = {}
-    for run in a.runs.split(","):
-        cmd = [sys.executable, __file__, "--worker", run, "--model", a.model, "--steps", str(a.steps),
-               "--batch-size", str(a.batch_size), "--max-length", str(a.max_length), "--lr", str(a.lr)]
-        if a.gradient_checkpointing:
-            cmd.append("--gradient-checkpointing")
-        if a.no_shared_prompt:
-            cmd.append("--no-shared-prompt")
-        cmd += ["--logits-chunk", str(a.logits_chunk)]
-        t = time.time()
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False,
-                           env={**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"})
-        line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
-        if p.returncode or not line:
-            print(f"{run}: FAILED (rc={p.returncode})\n{p.stderr[-3000:]}", file=sys.stderr)
-            continue
-        r = json.loads(line[-1][7:])
-        r["tokens_per_s"] = round(r["tokens"] / r["seconds"], 1)
-        r["wall_s"] = round(time.time() - t, 1)
-        results[run] = r
+    args = ["--model", a.model, "--steps", str(a.steps), "--batch-size", str(a.batch_size), "--max-length",
+            str(a.max_length), "--lr", str(a.lr), "--logits-chunk", str(a.logits_chunk)]
+    args += ["--gradient-checkpointing"] * a.gradient_checkpointing + ["--no-shared-prompt"] * a.no_shared_prompt
+
+    def show(run: str, r: dict) -> None:
         print(f"  {run:20s} {r['tokens_per_s']:9.1f} tok/s  train {r['seconds']:7.2f}s  peak RSS "
               f"{r['peak_rss_mb']:8.1f} MB" + (f"  peak CUDA {r['peak_cuda_mb']:.1f} MB" if "peak_cuda_mb" in r else "")
               + (f"  (ref precompute {r['ref_precompute_s']}s, once per cache key)" if "ref_precompute_s" in r else ""),
               flush=True)
+
+    results = run_workers(__file__, a.runs.split(","), args, show)
     print(f"\nmodel={a.model} steps={a.steps} batch_size={a.batch_size} max_length={a.max_length} "
           f"gradient_checkpointing={a.gradient_checkpointing} shared_prompt={not a.no_shared_prompt} "
           f"logits_chunk={a.logits_chunk} "
@@ -261,8 +248,7 @@ def main(argv=None) -> None:
             o, t = results[ours], results[theirs]
             print(f"  {ours:16s} vs {theirs:14s} throughput x{o['tokens_per_s'] / t['tokens_per_s']:.2f}   "
                   f"{mem} x{o[mem] / t[mem]:.2f}")
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2))
+    write_json(a.json, results)
 
 
 if __name__ == "__main__":

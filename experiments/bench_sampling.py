@@ -15,10 +15,8 @@ tokens/s = generated tokens (the completions re-tokenised, EOS excluded) / wall 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,15 +24,18 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from experiments.bench_runner import run_workers, worker_result, write_json
+
 RUNS = ["generate", "prefill-once"]
 
 
 def worker(run: str, a) -> dict:
     import torch
 
-    from rationalign.cli import compose
     from rationalign.data.splits import load_split
     from rationalign.engines import build_engine
+    from rationalign.runner import compose
     from rationalign.stages.common import user_message
 
     cfg = compose([f"model={a.model}", "data=demo", "task=all", f"engine.batch_size={a.batch_size}",
@@ -78,31 +79,21 @@ def main(argv=None) -> None:
         import logging
 
         logging.disable(logging.WARNING)
-        print("RESULT " + json.dumps(worker(a.worker, a)), flush=True)
+        worker_result(worker(a.worker, a))
         return
-    results = {}
-    for run in a.runs.split(","):
-        cmd = [sys.executable, __file__, "--worker", run, *sys.argv[1:]] if argv is None else \
-              [sys.executable, __file__, "--worker", run, *argv]
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False,
-                           env={**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"})
-        line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
-        if p.returncode or not line:
-            print(f"{run}: FAILED (rc={p.returncode})\n{p.stderr[-3000:]}", file=sys.stderr)
-            continue
-        r = json.loads(line[-1][7:])
-        r["tokens_per_s"] = round(r["tokens"] / r["seconds"], 1)
-        results[run] = r
+
+    def show(run: str, r: dict) -> None:
         print(f"  {run:14s} {r['tokens_per_s']:8.1f} generated tok/s  ({r['tokens']} tokens in {r['seconds']:.1f}s)"
               f"  peak RSS {r['peak_rss_mb']:.1f} MB", flush=True)
+
+    results = run_workers(__file__, a.runs.split(","), sys.argv[1:] if argv is None else list(argv), show)
     print(f"\nmodel={a.model} prompts={a.prompts} M={a.m} batch_size={a.batch_size} "
           f"max_new_tokens={a.max_new_tokens} temperature={a.temperature} top_p={a.top_p} top_k={a.top_k}")
     if "generate" in results and "prefill-once" in results:
         o, t = results["prefill-once"], results["generate"]
         print(f"  prefill-once vs generate: throughput x{o['tokens_per_s'] / t['tokens_per_s']:.2f}   "
               f"peak RSS x{o['peak_rss_mb'] / t['peak_rss_mb']:.2f}")
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2))
+    write_json(a.json, results)
 
 
 if __name__ == "__main__":

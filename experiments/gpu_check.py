@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from rationalign.data.tasks import TASKS
+
 SMOLLM2_SHAPE = {"hidden_size": 576, "num_layers": 30, "num_heads": 9, "num_kv_heads": 3, "intermediate_size": 1536}
 # --cpu-smoke: the same driver on CPU with a 2-layer model and tiny budgets, so tests exercise its code
 # (tests/test_gpu_check.py). It checks nothing about GPUs and says so.
@@ -67,7 +69,7 @@ def random_model_dir(tokenizer_dir: Path, out: Path, shape: dict = SMOLLM2_SHAPE
     return out
 
 
-NON_GEC = "[fluency,clarity,coherence,paraphrase,neutralization,simplification,formality]"
+NON_GEC = "[" + ",".join(t for t in TASKS if t != "gec") + "]"  # the one task list (data/tasks.py)
 
 
 def warm_start(model_dir: Path, out: Path, *, smoke: bool) -> Path:
@@ -76,10 +78,10 @@ def warm_start(model_dir: Path, out: Path, *, smoke: bool) -> Path:
     import torch
     from omegaconf import OmegaConf
 
-    from rationalign.cli import compose
     from rationalign.config import TrainConfig
     from rationalign.data.splits import load_split
     from rationalign.models import load_base_model
+    from rationalign.runner import compose
     from rationalign.stages.common import user_message
     from rationalign.training.chat import Layout
     from rationalign.training.sft import SFTExample, train_sft
@@ -147,7 +149,7 @@ def stage_rows(workdir: Path, tok) -> list[dict]:
 def run_pipeline(ov: list[str], smoke: bool = False) -> dict:
     import torch
 
-    from rationalign.cli import compose, run
+    from rationalign.runner import compose, run
 
     if smoke:
         t0 = time.time()
@@ -166,7 +168,7 @@ def run_qlora(model_dir: Path, root: Path) -> dict:
     """stage=sft with NF4 4-bit base weights (bitsandbytes) + LoRA, on the GPU."""
     import torch
 
-    from rationalign.cli import compose, run
+    from rationalign.runner import compose, run
 
     torch.cuda.reset_peak_memory_stats()
     cfg = compose([f"model.path={model_dir}", "model=hf", "model.dtype=bfloat16", "model.quantization=4bit",
@@ -183,7 +185,7 @@ def run_qlora(model_dir: Path, root: Path) -> dict:
 
 
 def run_vllm(model_dir: Path, root: Path) -> dict:
-    from rationalign.cli import compose, run
+    from rationalign.runner import compose, run
 
     cfg = compose([f"model.path={model_dir}", "model=hf", "model.dtype=bfloat16", "device=cuda", "engine=vllm",
                    f"paths.root={root}", "run_name=gpu_check_vllm", "stage=evaluate", "evaluate.systems=[base]",

@@ -101,7 +101,7 @@ MUTATIONS = [
              "engine.generate([prefix + user_message(sys_cfg, r) for r in recs]",
              "engine.generate([user_message(sys_cfg, r) for r in recs]", ("tests/test_quark_prefix.py",),
              "evaluate: QUARK policy sampled without its best-bin prefix"),
-    Mutation("quark-contrast-ignores-bin", "rationalign/stages/quark.py",
+    Mutation("quark-contrast-ignores-bin", "rationalign/stages/quark_rounds.py",
              '(("best", n_bins - 1), ("worst", 0))', '(("best", n_bins - 1), ("worst", n_bins - 1))',
              ("tests/test_quark_prefix.py",), "contrast_check: the worst bin sampled with the best-bin tokens"),
     Mutation("gguf-temp-as-hit", "rationalign/models.py", 'if (target / "config.json").exists():',

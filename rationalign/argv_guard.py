@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 import urllib.parse
 
-# Config keys that would carry a secret value.
-_SECRET_KEY = re.compile(r"(^key$|(^|[._-])(api[_-]?key|apikey|token|secret|password|passwd|authorization)$)",
-                         re.IGNORECASE)
+from rationalign.secrets import is_secret_key
+
 # Values that look like a credential whatever key they are given to.
 _SECRET_VALUE = re.compile(
     r"(sk-[A-Za-z0-9_\-]{12,}"          # OpenAI / Anthropic style
@@ -56,7 +55,7 @@ def secret_problem(arg: str) -> str | None:
     if not sep:
         value, key = key, ""
     leaf = key.rsplit(".", 1)[-1]
-    if key and _SECRET_KEY.search(leaf) and value.strip() and value.strip().lower() not in ("null", "none", "''", '""'):
+    if key and is_secret_key(leaf) and value.strip() and value.strip().lower() not in ("null", "none", "''", '""'):
         return f"{key}= is a secret-bearing key"
     if key and leaf.endswith("_env") and value:
         # *_env names a variable; a value that is not a plain identifier (or looks random) is a key.

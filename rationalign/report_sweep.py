@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from rationalign.io import atomic_write_text
-from rationalign.sweep import RESULT
 
+RESULT = "result.json"  # one per job, written by the sweep callback (rationalign/sweep.py)
 # Bookkeeping numbers that are not a quality measure: never ranked unless asked for.
 _NOT_RANKED = re.compile(r"(^|\.)(seconds|steps|examples|pairs|tokens|tokens_per_second|loss_first|epoch|"
                          r"hparams\..*|records|with_.*|train_runtime|.*_per_second|total_flos)$")

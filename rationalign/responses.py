@@ -1,42 +1,20 @@
 """The writing assistant's answer: suggestion and rationale joined (`format_response`, the target of
 SFT) and split apart again (`parse_response`, for model outputs; it never raises, it reports).
 
-The markers and the order come from `prompts.response` (conf/prompts/paper.yaml says why they are
-our choice: the paper does not print how [Output Text] joins the two).
+The markers come from `prompts.response` (conf/prompts/paper.yaml says why they are our choice: the
+paper does not print how [Output Text] joins the two); the order is the caller's `position`, which
+every stage takes from `rationale.position` (after | before | none).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rationalign.prompt_config import PromptConfigError, cfg_get
+from rationalign.prompt_config import PromptConfigError, response_format
 
 POSITIONS = ("after", "before", "none")
-
-_DEFAULT_RESPONSE = {
-    "rationale_marker": "Explanation:",
-    "suggestion_marker": "Revised text:",
-    "separator": "\n",
-}
-
-
-
-def _response_cfg(prompts_cfg: Any) -> dict[str, str]:
-    resp = cfg_get(prompts_cfg, "response")
-    out = dict(_DEFAULT_RESPONSE)
-    if resp is not None:
-        for key in _DEFAULT_RESPONSE:
-            value = cfg_get(resp, key)
-            if value is not None:
-                out[key] = str(value)
-    for key in ("rationale_marker", "suggestion_marker"):
-        if not out[key].strip():
-            raise PromptConfigError(f"prompts.response.{key}: must not be empty")
-    return out
-
 
 def _check_position(position: str) -> None:
     if position not in POSITIONS:
@@ -57,7 +35,7 @@ def format_response(
     Raises ValueError on an empty suggestion, or an empty rationale where one is placed.
     """
     _check_position(position)
-    r = _response_cfg(prompts_cfg)
+    r = response_format(prompts_cfg)
     suggestion = (suggestion or "").strip()
     if not suggestion:
         raise ValueError("format_response: empty suggestion")
@@ -134,7 +112,7 @@ def parse_response(text: Any, position: str = "after", prompts_cfg: Any = None) 
         if position not in POSITIONS:
             return ParsedResponse("", "", False, f"unknown position {position!r}")
         try:
-            r = _response_cfg(prompts_cfg)
+            r = response_format(prompts_cfg)
         except PromptConfigError as e:
             return ParsedResponse("", "", False, f"bad response config: {e}")
         if text is None:
@@ -228,7 +206,7 @@ def parse_stopped_response(text: Any, prompts_cfg: Any = None) -> ParsedResponse
     missing. An output that never reached the marker is malformed as in `parse_response`.
     """
     try:
-        r = _response_cfg(prompts_cfg)
+        r = response_format(prompts_cfg)
     except PromptConfigError as e:
         return ParsedResponse("", "", False, f"bad response config: {e}")
     text = _clean("" if text is None else str(text))
@@ -243,10 +221,3 @@ def parse_stopped_response(text: Any, prompts_cfg: Any = None) -> ParsedResponse
     if not suggestion:
         return ParsedResponse("", "", False, "empty suggestion")
     return ParsedResponse(suggestion, "", True, "removed a leading suggestion marker" if n_sug else "")
-
-
-def parse_responses(texts: Sequence[Any], position: str = "after", prompts_cfg: Any = None) -> list[ParsedResponse]:
-    """`parse_response` over a batch."""
-    return [parse_response(t, position, prompts_cfg) for t in texts]
-
-

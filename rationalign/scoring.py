@@ -33,7 +33,3 @@ def sentence_score(spec: Any, record: Record, prediction: str) -> float:
 
         return float(sacrebleu.sentence_bleu(prediction, record.gold).score)
     return float(get_metric(metric)([record.source], [prediction], refs)["score"])
-
-
-def score_many(specs: Any, records: list[Record], predictions: list[str]) -> list[float]:
-    return [sentence_score(specs[r.task], r, p) for r, p in zip(records, predictions)]

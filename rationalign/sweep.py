@@ -8,17 +8,14 @@ What Hydra does not do is write down, per job, what ran and what came out. `JobR
 process (also under submitit), and refreshes the sweep's summary table after every job, because
 `on_multirun_end` is skipped when the sweeper re-raises a failure.
 
-Also here: `export_distributed_env`, which maps a submitit multi-task job (SLURM
-`tasks_per_node > 1`) to the RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT variables
-that transformers' Trainer and accelerate read; the callback calls it in `on_job_start`.
+The callback's `on_job_start` also exports the torch distributed variables of a submitit
+multi-task job (rationalign/submitit_env.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
-import re
 import time
 import traceback
 from collections.abc import Mapping
@@ -28,12 +25,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rationalign.io import atomic_write_json, sha256_json
+from rationalign.report_sweep import RESULT
+from rationalign.secrets import SECRET_KEY as _SECRET  # the one shared list
+from rationalign.submitit_env import export_distributed_env
 from rationalign.tracking import tags_for
 
 log = logging.getLogger("rationalign")
 
-RESULT = "result.json"
-_SECRET = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +78,7 @@ def _stage_manifests(cfg: DictConfig) -> dict[str, tuple[dict | None, Path]]:
     found by content address, so it works whatever the task function returned."""
     import json
 
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
     from rationalign.stages.base import MANIFEST, STAGES, Context
 
     import_components()
@@ -231,7 +229,7 @@ class JobResultCallback(_HydraCallback):
 
     @staticmethod
     def _summarise(sweep_dir: Path, plots: bool) -> None:
-        from rationalign.report_sweep import write_summary
+        from rationalign.report_sweep import write_summary  # matplotlib only when a summary is due
 
         try:
             write_summary(sweep_dir, plots=plots)
@@ -257,48 +255,3 @@ def _dig(obj: Any, dotted: str) -> Any:
     if isinstance(node, Mapping) and rest in node:
         return node[rest]
     return _dig(node, rest)
-
-
-# ---------------------------------------------------------------------------------------------
-# torch distributed env from submitit
-
-
-def distributed_env(job_env: Any) -> dict[str, str]:
-    """The env:// variables for one task of a submitit job (global_rank, local_rank, num_tasks,
-    num_nodes, hostnames, job_id as on submitit.JobEnvironment)."""
-    num_tasks = int(job_env.num_tasks)
-    port = os.environ.get("MASTER_PORT")
-    if not port:
-        # All tasks of a job must agree without talking to each other: seed on the job id.
-        port = str(random.Random(str(job_env.job_id)).randint(20000, 60000))
-    return {
-        "RANK": str(job_env.global_rank),
-        "LOCAL_RANK": str(job_env.local_rank),
-        "WORLD_SIZE": str(num_tasks),
-        "LOCAL_WORLD_SIZE": str(num_tasks // max(1, int(job_env.num_nodes))),
-        "MASTER_ADDR": str(job_env.hostnames[0]),
-        "MASTER_PORT": port,
-    }
-
-
-def export_distributed_env(job_env: Any = None, environ: dict | None = None) -> dict[str, str]:
-    """Set RANK/WORLD_SIZE/... from submitit before training; returns what was set.
-
-    A no-op outside submitit, for single-task jobs (a 1-process "world" would still make some
-    libraries initialise a process group), and when a launcher such as torchrun already set them.
-    """
-    environ = os.environ if environ is None else environ
-    if job_env is None:
-        if not any(k.startswith("SUBMITIT_") for k in environ):
-            return {}
-        try:
-            import submitit
-
-            job_env = submitit.JobEnvironment()
-        except Exception:  # noqa: BLE001 - not inside a submitit job after all
-            return {}
-    if int(job_env.num_tasks) <= 1 or "WORLD_SIZE" in environ:
-        return {}
-    env = distributed_env(job_env)
-    environ.update(env)
-    return env

@@ -72,13 +72,10 @@ def _nltk():
     return TreebankWordTokenizer()
 
 
-@functools.lru_cache(maxsize=1)
 def _spacy():
-    import spacy
+    from rationalign.nlp_models import spacy_tokenizer
 
-    from rationalign.edits import SPACY_MODEL
-
-    return spacy.load(SPACY_MODEL, disable=["tagger", "parser", "ner", "lemmatizer", "attribute_ruler"]).tokenizer
+    return spacy_tokenizer()
 
 
 def tokenize(text: str, method: str = "nltk") -> list[str]:

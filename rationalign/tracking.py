@@ -1,5 +1,7 @@
 """Experiment tracking: wandb (offline unless the user opts in) or nothing.
 
+`tracking.backend` picks a tracker from TRACKERS: a context manager cfg -> run (or None).
+
 The config sent to wandb goes through `redact`, so anything that looks like a secret never
 leaves the process; API keys themselves are only ever read from the environment.
 """
@@ -8,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.IGNORECASE)
+from rationalign.registry import Registry
+from rationalign.secrets import SECRET_KEY as _SECRET_KEY  # the one shared list
+
+TRACKERS: Registry = Registry("tracker")  # tracking.backend -> contextmanager(cfg) yielding a run or None
 
 
 def redact(obj: Any) -> Any:
@@ -33,11 +37,25 @@ def tags_for(cfg: DictConfig) -> list[str]:
 
 @contextlib.contextmanager
 def start_tracking(cfg: DictConfig) -> Iterator[Any]:
+    """The configured tracker's run (None without one), opened on rank 0 only: one run per job."""
     from rationalign.distributed import is_main
 
-    if cfg.tracking.backend != "wandb" or not is_main():  # one run per job, from rank 0
+    if not is_main():
         yield None
         return
+    with TRACKERS.get(str(cfg.tracking.backend))(cfg) as run:
+        yield run
+
+
+@TRACKERS.register("none")
+@contextlib.contextmanager
+def _no_tracker(cfg: DictConfig) -> Iterator[None]:
+    yield None
+
+
+@TRACKERS.register("wandb")
+@contextlib.contextmanager
+def _wandb_tracker(cfg: DictConfig) -> Iterator[Any]:
     import wandb
 
     os.environ.setdefault("WANDB_MODE", cfg.tracking.mode)

@@ -89,6 +89,7 @@ def _losses(stats: dict) -> list[float]:
 def run(out: Path, batch: int, grad_accum: int) -> dict:
     """Every trainer once; returns {name: {"losses": [...], "weights": {...}}}."""
     import rationalign.training.preference as pref
+    from rationalign.losses import LOSSES, options
     from rationalign.quark.trainer import train_quark
     from rationalign.training.reward import RMTemplate, train_reward
     from rationalign.training.sft import train_sft
@@ -131,8 +132,8 @@ def run(out: Path, batch: int, grad_accum: int) -> dict:
         for loss in PREFERENCE_LOSSES:
             model, tok = fresh()
             pairs = pref_pairs()
-            loss_cfg = {"name": loss, "needs_reference": loss in ("dpo", "rdpo"), "beta": 0.5, "lam": 0.8,
-                        "gamma": 0.5}
+            own = options(LOSSES.entry(loss).config())  # each loss takes its own keys only
+            loss_cfg = {"name": loss, **{k: v for k, v in {"beta": 0.5, "lam": 0.8, "gamma": 0.5}.items() if k in own}}
             stats = pref.train_preference(model, tok, pairs, [p.prompt for p in pairs], loss_cfg, tc, out / loss,
                                           max_length=64, seed=0, device="cpu", layout=LAYOUT)
             res[loss] = {"losses": _losses(stats), "weights": _trainable(model)}
@@ -153,8 +154,8 @@ def run_sft_stage(out: Path, root: Path) -> None:
     """stage=sft (with its rationalize upstream) through the CLI's run(), recording every artifact and
     manifest write of this rank in OUT/writes<r>.json."""
     from rationalign import models
-    from rationalign.cli import compose
-    from rationalign.cli import run as cli_run
+    from rationalign.runner import compose
+    from rationalign.runner import run as cli_run
     from rationalign.stages import base, sft
 
     writes: list[str] = []

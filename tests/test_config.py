@@ -7,7 +7,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from rationalign.cli import ConfigError, compose, import_components, validate
+from rationalign.components import import_components
+from rationalign.runner import compose
+from rationalign.validate import ConfigError, validate
 
 from .conftest import REPO
 
@@ -29,8 +31,7 @@ def test_task_all_has_eight_specs():
 @pytest.mark.parametrize("override,needle", [
     ("model.lora.rr=3", "rr"),
     ("loss.lamda=0.3", "lamda"),
-    ("loss.beta=high", "beta"),
-    ("loss.ce_reduction=median", "ce_reduction"),
+    ("sft.loss.reductio=sum", "reductio"),
 ])
 def test_bad_key_or_value_fails_at_composition(override, needle):
     with pytest.raises((ConfigCompositionException, ValidationError)) as e:
@@ -50,9 +51,33 @@ def test_semantic_validation_names_the_key():
         validate(compose(["rationale=teacher", "+rationale.temprature=0.5"]))
     with pytest.raises(ConfigError, match="model.path"):
         validate(compose(["model=hf", "model.path=null"]))
-    with pytest.raises(ConfigError, match="QUARK trains through stage=quark"):
-        validate(compose(["stage=align", "loss=quark"]))
-    validate(compose(["stage=quark", "loss=quark"]))  # the documented pairing
+    validate(compose(["stage=quark"]))  # QUARK reads quark.*, not a loss group
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["loss.beta=high"], "loss=mpo: loss.beta: Value 'high'"),
+    (["loss.ce_reduction=median"], "loss.ce_reduction=median: expected one of mean, sum"),
+    (["loss=dpo", "loss.beta=0"], "loss.beta=0.0: out of range"),
+    # each loss has exactly its own keys: the error names the key and lists the loss's keys
+    (["loss=dpo", "+loss.lam=1"], r"loss=dpo: loss.lam: unknown key \(known: beta\)"),
+    (["loss=simpo", "+loss.margin_scale=outside"], r"loss.margin_scale: unknown key \(known: beta, ce_reduction, gamma, lam\)"),
+    (["loss=mpo", "+loss.rationale_reduction=sum"], "loss.rationale_reduction: unknown key"),
+    (["loss.name=nope"], "loss.name=nope: unknown loss; known: cpo, dpo, mpo, orpo, rdpo, rorpo, simpo"),
+    (["sft.loss.reduction=median"], "sft.loss.reduction=median: expected one of mean, sequence_mean, sum"),
+    (["sft.loss.name=bt"], "sft.loss.name=bt: unknown token loss; known: sft"),
+    (["+reward.loss.margin=1"], r"reward.loss.margin: unknown key \(it takes no options\)"),
+])
+def test_loss_options_are_checked_by_their_registry_entry(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose(overrides), data=False)
+
+
+def test_the_loss_group_holds_only_preference_losses():
+    for name in ("sft", "bt", "quark"):
+        with pytest.raises(ConfigCompositionException, match=f"loss.*{name}"):
+            compose([f"loss={name}"])
+    cfg = compose([])
+    assert dict(cfg.sft.loss) == {"name": "sft", "reduction": "mean"} and dict(cfg.reward.loss) == {"name": "bt"}
 
 
 def test_cli_reports_bad_override_in_one_line_without_loading_a_model():

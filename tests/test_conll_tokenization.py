@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rationalign.data.readers.m2 import parse_m2, read_m2
+from rationalign.data.readers.m2 import read_m2
+from rationalign.m2_format import read_m2 as parse_m2
 from rationalign.metrics import m2
 from rationalign.tokenization import detokenize, m2_hypothesis, retokenize, tokenize
 
@@ -48,12 +49,12 @@ def test_contractions_and_punctuation_round_trip(gold):
     blocks = parse_m2(gold)
     # the three well-tokenised sentences round-trip through the tokenizer alone
     for b, text in list(zip(blocks, NATURAL))[:3]:
-        assert detokenize(b.source) == text
-        assert tokenize(text, "nltk") == b.source
+        assert detokenize(b.tokens) == text
+        assert tokenize(text, "nltk") == b.tokens
     # the fourth is tokenised in a way no tokenizer reproduces ('vertically' as one token) ...
-    assert tokenize(NATURAL[3], "nltk") != blocks[3].source
+    assert tokenize(NATURAL[3], "nltk") != blocks[3].tokens
     # ... so words the suggestion leaves unchanged keep the gold's own tokens
-    assert retokenize(NATURAL[3], "nltk", blocks[3].source) == blocks[3].source
+    assert retokenize(NATURAL[3], "nltk", blocks[3].tokens) == blocks[3].tokens
 
 
 def test_unchanged_detokenised_source_scores_zero_proposed_edits(gold):
@@ -75,7 +76,7 @@ def test_a_real_correction_in_natural_text_is_matched(gold):
 
 def test_spacy_retokenizer_and_options(gold):
     blocks = parse_m2(gold)
-    assert retokenize(NATURAL[0], "spacy") == blocks[0].source
+    assert retokenize(NATURAL[0], "spacy") == blocks[0].tokens
     plain = read_m2(gold, detokenize="none", retokenize="none").records
     assert plain[0].source == "I do n't know why he go there ." and m2_hypothesis(plain[0].meta, "x y") == "x y"
     with pytest.raises(ValueError, match="retokenize='ptb'"):
@@ -83,8 +84,8 @@ def test_spacy_retokenizer_and_options(gold):
 
 
 def test_evaluate_scores_and_reports_the_tokenisation(gold):
-    from rationalign.cli import compose
     from rationalign.report import analyses_markdown
+    from rationalign.runner import compose
     from rationalign.stages.evaluate import m2_tokenization, score_column
 
     recs = read_m2(gold).records
@@ -118,4 +119,4 @@ def test_conll2014_unchanged_sources_propose_nothing():
     assert len(recs) == 1312 and res["proposed"] == 0
     # the tokenizer alone reproduces the gold tokens for all but a few oddly tokenised sentences
     blocks = parse_m2(path)
-    assert sum(tokenize(detokenize(b.source)) != b.source for b in blocks) <= 25
+    assert sum(tokenize(detokenize(b.tokens)) != b.tokens for b in blocks) <= 25

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from rationalign.cli import compose, import_components, validate
+from rationalign.components import import_components
 from rationalign.data.hub import build as hub_build
-from rationalign.data.readers.configured import DataConfigError
+from rationalign.data.records import DataConfigError
 from rationalign.data.splits import load_split
+from rationalign.runner import compose
+from rationalign.validate import validate
 
 from .conftest import shared_dir
 

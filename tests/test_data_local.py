@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from rationalign.cli import compose
-from rationalign.data.readers import configured
-from rationalign.data.readers.configured import DataConfigError, read_configured_split
-from rationalign.data.records import RecordError, record_from_dict
+from rationalign.data import configured
+from rationalign.data.configured import read_configured_split
+from rationalign.data.records import DataConfigError, RecordError, record_from_dict
 from rationalign.data.splits import load_split
+from rationalign.runner import compose
 
 from .conftest import shared_dir
 

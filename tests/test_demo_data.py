@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 
 import pytest
 
-from rationalign.data import demo
-from rationalign.data.readers import TASKS
+from rationalign.data import demo_rules
+from rationalign.data import make_demo as demo
 from rationalign.data.records import load_records
+from rationalign.data.tasks import TASKS
 
-DEMO_DIR = Path(demo.__file__).with_suffix("")
+DEMO_DIR = demo.SENTENCES_FILE.parent
 SPLITS = ("labeled", "unlabeled", "test")
 
 
@@ -25,7 +25,7 @@ def test_shipped_files_equal_fresh_regeneration(tmp_path):
     for s in SPLITS:
         fresh = (tmp_path / f"{s}.jsonl").read_bytes()
         assert (DEMO_DIR / f"{s}.jsonl").read_bytes() == fresh, (
-            f"{s}.jsonl drifted: run python -m rationalign.data.demo --out rationalign/data/demo")
+            f"{s}.jsonl drifted: run python -m rationalign.data.make_demo --out rationalign/data/demo")
 
 
 def test_every_task_in_every_split_balanced(shipped):
@@ -84,9 +84,9 @@ def test_generation_depends_on_seed_and_sizes():
 def test_some_rules_behave():
     import random
     rng = random.Random(0)
-    assert demo.GEC_RULES["agreement"]("The cat is here.", rng) == "The cat are here."
-    assert demo.GEC_RULES["article_drop"]("I saw the dog.", rng) == "I saw dog."
-    assert demo.CLARITY_RULES["because_wordy"]("It fell because of rain.", rng) is None
-    assert demo.PARAPHRASE_RULES["front_time"]("We met the mayor on Sunday.", rng) == \
+    assert demo_rules.GEC_RULES["agreement"]("The cat is here.", rng) == "The cat are here."
+    assert demo_rules.GEC_RULES["article_drop"]("I saw the dog.", rng) == "I saw dog."
+    assert demo_rules.CLARITY_RULES["because_wordy"]("It fell because of rain.", rng) is None
+    assert demo_rules.PARAPHRASE_RULES["front_time"]("We met the mayor on Sunday.", rng) == \
         "On Sunday, we met the mayor."
-    assert demo.FORMALITY_RULES["contraction"]("I am sure it is not late.", rng) == "I'm sure it's not late."
+    assert demo_rules.FORMALITY_RULES["contraction"]("I am sure it is not late.", rng) == "I'm sure it's not late."

@@ -141,6 +141,7 @@ def test_rank0_alone_cannot_start_a_training_stage(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 
     from rationalign import distributed as dist
+    from rationalign.registry import Entry
     from rationalign.stages.base import STAGES, Context, Stage, run_stage
 
     monkeypatch.setattr(dist, "world_size", lambda: 2)
@@ -154,8 +155,9 @@ def test_rank0_alone_cannot_start_a_training_stage(tmp_path, monkeypatch):
         ctx.require("t_train")  # not in its upstream: built from inside
         return {}
 
-    monkeypatch.setitem(STAGES._items, "t_train", Stage("t_train", train, collective=True))
-    monkeypatch.setitem(STAGES._items, "t_solo", Stage("t_solo", solo))
+    # registered for this test only (monkeypatch removes them again)
+    monkeypatch.setitem(STAGES._entries, "t_train", Entry("t_train", Stage("t_train", train, collective=True)))
+    monkeypatch.setitem(STAGES._entries, "t_solo", Entry("t_solo", Stage("t_solo", solo)))
     monkeypatch.setattr(dist, "barrier", lambda: None)
     ctx = Context(cfg=OmegaConf.create({"seed": 0}), workdir=tmp_path)
     with pytest.raises(RuntimeError, match="stage t_train trains"):

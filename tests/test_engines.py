@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rationalign.cli import compose
+from rationalign.runner import compose
 
 FAKE = Path(__file__).resolve().parent / "fake_vllm"
 PROMPTS = ["Fix the grammar: he go home", "Make this formal: gonna be late, sorry", "Simplify: notwithstanding"]
@@ -196,7 +196,7 @@ def test_engine_name_keys_sampling_stages_but_not_greedy_evaluation(tmp_path):
 
 
 def import_all():
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
 
     import_components()
 
@@ -226,7 +226,7 @@ def no_hf_generation(monkeypatch):
 
 
 def test_kfold_routes_one_vllm_call_per_fold(fake_vllm, tmp_path, no_hf_generation):
-    from rationalign.cli import run
+    from rationalign.runner import run
     from rationalign.stages.base import Context
 
     cfg = _cfg(tmp_path, "stage=kfold", *SMALL)
@@ -244,7 +244,7 @@ def test_kfold_routes_one_vllm_call_per_fold(fake_vllm, tmp_path, no_hf_generati
 
 
 def test_evaluate_routes_through_vllm(fake_vllm, tmp_path, no_hf_generation):
-    from rationalign.cli import run
+    from rationalign.runner import run
     from rationalign.stages.base import Context
 
     cfg = _cfg(tmp_path, "stage=evaluate", "evaluate.systems=[base,sft]", "evaluate.analyses=false", *SMALL)
@@ -259,7 +259,7 @@ def test_evaluate_routes_through_vllm(fake_vllm, tmp_path, no_hf_generation):
 @pytest.mark.slow
 def test_pipeline_evaluate_routes_every_stage_through_vllm(fake_vllm, tmp_path, no_hf_generation):
     """base, sft and aligned systems: kfold, sample and evaluate all generate through the stand-in."""
-    from rationalign.cli import run
+    from rationalign.runner import run
     from rationalign.stages.base import Context
 
     cfg = _cfg(tmp_path, "stage=evaluate", "evaluate.systems=[base,sft,aligned]", *STAGE)

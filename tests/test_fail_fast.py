@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from rationalign.cli import CONF_DIR, ConfigError, compose, import_components, run, validate
+from rationalign.components import import_components
+from rationalign.config import conf_dir
+from rationalign.runner import compose, run
 from rationalign.stages.base import Context
+from rationalign.validate import ConfigError, validate
 
 from .chat_server import ChatServer
 from .conftest import REPO
@@ -97,7 +100,7 @@ def test_source_option_types_are_checked():
 def test_defaults_and_every_preset_pass_the_schema():
     import_components()
     validate(compose([]))
-    for p in sorted((Path(CONF_DIR) / "experiment").glob("*.yaml")):
+    for p in sorted((Path(conf_dir()) / "experiment").glob("*.yaml")):
         validate(compose([f"experiment={p.stem}"]), data=False)
 
 
@@ -105,7 +108,7 @@ def test_defaults_and_every_preset_pass_the_schema():
 def test_every_shipped_group_option_is_inside_the_schema(group):
     from rationalign.config import schema_errors
 
-    for p in sorted((Path(CONF_DIR) / group).glob("*.yaml")):
+    for p in sorted((Path(conf_dir()) / group).glob("*.yaml")):
         assert schema_errors(compose([f"{group}={p.stem}"])) == [], p
 
 
@@ -238,7 +241,7 @@ def _teacher_overrides(tmp_path, base_url: str, *extra: str) -> list[str]:
 
 
 def test_dead_endpoint_trips_the_circuit_breaker_fast(tmp_path):
-    from rationalign.rationale.client import EndpointDown
+    from rationalign.llm.client import EndpointDown
 
     cfg = compose(_teacher_overrides(tmp_path, f"http://127.0.0.1:{_dead_port()}/v1",
                                      "rationale.max_consecutive_connection_failures=2", "rationale.concurrency=1",
@@ -359,7 +362,7 @@ def test_second_identical_run_waits_for_the_lock_and_reuses(tmp_path):
 
 # ------------------------------------------------------------------ item 7: presets
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml")))
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (Path(conf_dir()) / "experiment").glob("*.yaml")))
 def test_command_line_group_choice_beats_every_preset(preset):
     assert compose([f"experiment={preset}", "stage=reward"]).stage.name == "reward"
     assert compose([f"experiment={preset}", "stage=sample"]).stage.name == "sample"

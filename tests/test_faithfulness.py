@@ -114,7 +114,7 @@ def test_evaluate_report_shows_both_figures_per_system(tmp_path, monkeypatch):
     import json
 
     from rationalign import engines
-    from rationalign.cli import compose, run
+    from rationalign.runner import compose, run
 
     monkeypatch.setattr(engines, "build_engine", _ScriptedEngine)
     cfg = compose(["stage=evaluate", "model=tiny", "task=gec", "evaluate.systems=[base]", "data.max_test_per_task=3",

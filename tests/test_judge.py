@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rationalign.cli import compose, run
 from rationalign.judge import bootstrap_ci, wilson
 from rationalign.judge.config import JudgeConfig, parse_judge_config
 from rationalign.judge.pairwise import a_first_order, aggregate, outcome
 from rationalign.judge.parsing import parse_accuracy, parse_pairwise, parse_rubric
 from rationalign.judge.tables import render
+from rationalign.runner import compose, run
 
 try:
     from tests.chat_server import ChatServer

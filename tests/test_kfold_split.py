@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rationalign.cli import compose, run
 from rationalign.data.records import Record
+from rationalign.runner import compose, run
 from rationalign.stages import kfold as K
 from rationalign.stages.base import Context
 

@@ -64,7 +64,7 @@ def test_loss_names_covered():
 @pytest.mark.parametrize("name", sorted(HPARAMS))
 def test_trainer_loss_equals_the_loss_on_independent_logps(name, model_tok):
     model, tok, seq2seq = model_tok
-    rationale, rewards = name in P.RATIONALE_LOSSES, name in P.REWARD_MARGIN_LOSSES
+    rationale, rewards = LOSSES.entry(name).needs_rationale, LOSSES.entry(name).needs_rewards
     msgs = [f"Fix the grammar:\n\nText: {p.source}" for p in PAIRS]
     ds = P.encode_preference(PAIRS, tok, msgs, 96, with_rationale=rationale, with_rewards=rewards, layout=Layout(),
                              seq2seq=seq2seq)

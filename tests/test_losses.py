@@ -23,16 +23,13 @@ import torch.nn.functional as F
 import yaml
 
 from rationalign.losses import (
-    LOSS_KINDS,
     LOSSES,
     REWARD_LOSSES,
     TOKEN_LOSSES,
     PreferenceLogps,
     bradley_terry_loss,
-    get_loss,
     log1mexp,
-    loss_hparams,
-    register_loss,
+    options,
     sft_loss,
 )
 
@@ -537,19 +534,70 @@ def test_sft_loss_reductions_match_cross_entropy():
         sft_loss(token_logps, mask, "median")
 
 
+def test_sft_loss_num_items_replaces_the_token_count():
+    token_logps = -torch.rand(3, 5, dtype=DT)
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    total = -(token_logps * mask).sum()
+    assert_close(sft_loss(token_logps, mask, num_items=16)[0], total / 16, 1e-12)
+    assert_close(sft_loss(token_logps, mask)[0], total / 8, 1e-12)
+    with pytest.raises(ValueError, match="num_items"):
+        sft_loss(token_logps, mask, "sum", num_items=16)
+
+
 def test_registry():
     assert set(LOSSES) == {"dpo", "cpo", "simpo", "orpo", "mpo", "rdpo", "rorpo"}
-    assert LOSS_KINDS["bt"] == "reward" and LOSS_KINDS["sft"] == "token" and LOSS_KINDS["mpo"] == "preference"
-    assert get_loss("bt") is bradley_terry_loss
-    with pytest.raises(ValueError, match="nope"):
-        get_loss("nope")
-    with pytest.raises(ValueError, match="already registered"):
-        register_loss("mpo")(lambda batch: None)
+    assert sorted(REWARD_LOSSES) == ["bt"] and sorted(TOKEN_LOSSES) == ["sft"]
+    assert REWARD_LOSSES["bt"] is bradley_terry_loss and TOKEN_LOSSES["sft"] is sft_loss
+    with pytest.raises(KeyError, match="nope.*known: cpo, dpo"):
+        LOSSES.entry("nope")
+    with pytest.raises(KeyError, match="registered twice"):
+        LOSSES.add("mpo", lambda batch: None)
     for name in LOSSES:
         _, metrics = LOSSES[name](make_batch(24))
         for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
                     "logps/chosen", "logps/rejected"):  # fmt: skip
             assert metrics[key].ndim == 0 and not metrics[key].requires_grad, (name, key)
+
+
+# What each preference loss's batch must carry, written once more here (independently of the
+# registrations) so a wrong declaration fails: the fields the loss reads.
+NEEDS = {"dpo": {"needs_reference"}, "rdpo": {"needs_reference", "needs_rationale"}, "mpo": {"needs_rewards"},
+         "rorpo": {"needs_rationale"}, "cpo": set(), "simpo": set(), "orpo": set()}
+NEEDED_FIELDS = {"needs_reference": ("ref_chosen_logps", "ref_rejected_logps"),
+                 "needs_rewards": ("reward_chosen", "reward_rejected"),
+                 "needs_rationale": ("rationale_logps", "rationale_lengths")}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_declarations_match_what_the_loss_reads(name):
+    entry = LOSSES.entry(name)
+    declared = {k for k in NEEDED_FIELDS if getattr(entry, k)}
+    assert declared == NEEDS[name]
+    for need, names in NEEDED_FIELDS.items():  # a declared need: the loss fails without those fields
+        if need in declared:
+            with pytest.raises(ValueError, match=names[0]):
+                LOSSES[name](make_batch(3, **dict.fromkeys(names)))
+    undeclared = [f for need, names in NEEDED_FIELDS.items() if need not in declared for f in names]
+    LOSSES[name](make_batch(3, **dict.fromkeys(undeclared)))  # an undeclared one: not read
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_each_option_field_is_a_keyword_of_its_loss(name):
+    """Fields == keyword options (so an option always reaches the maths), defaults == the function's."""
+    entry = LOSSES.entry(name)
+    params = inspect.signature(entry.obj).parameters
+    kwargs = {k: p.default for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(params) - set(kwargs) == {"batch"}
+    typed = entry.config()
+    assert options(typed) == kwargs, name
+
+
+@pytest.mark.parametrize("registry, name", [(TOKEN_LOSSES, "sft"), (REWARD_LOSSES, "bt")])
+def test_token_and_reward_option_fields_are_keywords_of_their_loss(registry, name):
+    entry = registry.entry(name)
+    params = inspect.signature(entry.obj).parameters
+    for key, value in options(entry.config()).items():
+        assert params[key].default == value, (name, key)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -566,25 +614,43 @@ PAPER_DEFAULTS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(LOSS_KINDS))
+def test_the_loss_group_ships_exactly_the_preference_losses():
+    assert sorted(p.stem for p in CONF.glob("*.yaml")) == LOSSES.names()
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
 def test_loss_config(name):
-    path = CONF / f"{name}.yaml"
-    text = path.read_text()
+    """Each yaml composes, types against its entry and sets every option to the function default."""
+    from rationalign.runner import compose
+
+    text = (CONF / f"{name}.yaml").read_text()
     assert text.startswith("# @package loss")
-    cfg = yaml.safe_load(text)
-    assert cfg["name"] == name and cfg["kind"] == LOSS_KINDS[name]
-    assert cfg["needs_reference"] is (name in ("dpo", "rdpo"))
+    assert yaml.safe_load(text)["name"] == name
+    node = compose([f"loss={name}"]).loss
+    typed = LOSSES.typed(node)
+    assert type(typed) is LOSSES.entry(name).config
+    assert set(node) - {"name"} == set(options(typed)), "the yaml lists every option"
     for key, value in PAPER_DEFAULTS.get(name, {}).items():
-        assert cfg[key] == value, (name, key)
-    hp = loss_hparams(cfg)
-    fn = get_loss(name)
+        assert getattr(typed, key) == value, (name, key)
     # the yaml repeats the function defaults, so calling with or without the config is the same loss
-    params = inspect.signature(fn).parameters
-    for key, value in hp.items():
+    params = inspect.signature(LOSSES[name]).parameters
+    for key, value in options(typed).items():
         assert params[key].default == value, (name, key)
-    if LOSS_KINDS[name] == "preference":
-        fn(make_batch(25), **hp)
-    elif name == "bt":
-        fn(torch.randn(B), torch.randn(B), **hp)
-    else:
-        fn(torch.randn(2, 3).clamp(max=0), torch.ones(2, 3), **hp)
+    LOSSES[name](make_batch(25), **options(typed))
+
+
+@pytest.mark.parametrize(("name", "key", "value"), [("dpo", "lam", 1.0), ("simpo", "margin_scale", "outside"),
+                                                   ("mpo", "rationale_reduction", "sum")])
+def test_a_key_the_loss_does_not_take_is_an_error_naming_it(name, key, value):
+    known = ", ".join(sorted(options(LOSSES.entry(name).config())))
+    with pytest.raises(ValueError, match=f"loss.{key}: unknown key \\(known: {known}\\)"):
+        LOSSES.typed({"name": name, key: value})
+
+
+def test_an_option_out_of_range_or_of_the_wrong_type_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="loss.beta=0.0: out of range"):
+        LOSSES.typed({"name": "dpo", "beta": 0.0})
+    with pytest.raises(ValueError, match="loss.margin_scale=sideways: expected one of inside, outside"):
+        LOSSES.typed({"name": "mpo", "margin_scale": "sideways"})
+    with pytest.raises(ValueError, match="loss.lam"):
+        LOSSES.typed({"name": "orpo", "lam": "big"})

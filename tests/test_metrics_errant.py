@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rationalign.metrics import errant_f, get_metric
+from rationalign.nlp_models import spacy_model_name
 
 REPO = Path(__file__).resolve().parent.parent
 VEC_FILE = Path(os.environ.get("RATIONALIGN_VECTORS") or REPO.parent / "shared" / "vectors") / "errant_vectors.json"
@@ -20,7 +21,7 @@ def _has_spacy_model() -> bool:
         import errant  # noqa: F401
         import spacy.util
 
-        return spacy.util.is_package(os.environ.get("RATIONALIGN_SPACY_MODEL", errant_f.DEFAULT_SPACY_MODEL))
+        return spacy.util.is_package(spacy_model_name())
     except ImportError:
         return False
 

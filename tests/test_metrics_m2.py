@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rationalign.m2_format import M2Error, parse_m2, read_m2
+from rationalign.m2_format import corrected_text as apply_edits
 from rationalign.metrics import get_metric, m2
-from rationalign.metrics.m2_format import M2Error, apply_edits, parse_m2, read_m2
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -132,13 +133,13 @@ def test_parser_errors_name_file_and_line(tmp_path):
     bad.write_text("S a b\nA 0 1|||X|||c|||REQUIRED|||-NONE-|||0\n\nS c d\nA 5 6|||X|||e|||R|||-|||0\n")
     with pytest.raises(M2Error, match=r"bad\.m2:5: .*outside"):
         read_m2(bad)
-    with pytest.raises(M2Error, match=r"<m2 text>:3: edit line before any 'S'"):
+    with pytest.raises(M2Error, match=r"<m2 text>:3: field 'A' appears before any 'S'"):
         parse_m2("S a\n\nA 0 1|||X|||b|||R|||-|||0\n")
-    with pytest.raises(M2Error, match=r":2: edit span"):
+    with pytest.raises(M2Error, match=r":2: field 'A' span 'x 1' is not two integers"):
         parse_m2("S a\nA x 1|||X|||b|||R|||-|||0\n")
-    with pytest.raises(M2Error, match=r":1: expected a line"):
+    with pytest.raises(M2Error, match=r":1: line starts with 'he', expected 'S ' or 'A '"):
         parse_m2("hello\n")
-    with pytest.raises(M2Error, match=r":2: annotator id"):
+    with pytest.raises(M2Error, match=r":2: field 'annotator' 'zero' is not an integer"):
         parse_m2("S a\nA 0 1|||X|||b|||R|||-|||zero\n")
 
 

@@ -151,8 +151,8 @@ def test_vllm_engine_fails_clearly_without_vllm():
         pytest.skip("vLLM is installed here; the GPU path is exercised on a GPU machine")
     except ImportError:
         pass
-    from rationalign.cli import compose
     from rationalign.engines import build_engine
+    from rationalign.runner import compose
 
     with pytest.raises(ImportError, match=r"pip install '\.\[vllm\]'"):
         build_engine(compose(["engine=vllm"]), adapter="/some/model")

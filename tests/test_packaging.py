@@ -40,7 +40,7 @@ def test_wheel_holds_conf_demo_data_and_every_module(wheel):
     for f in sorted((REPO / "conf").rglob("*.yaml")):
         assert f"rationalign/conf/{f.relative_to(REPO / 'conf').as_posix()}" in names, f
     for f in sorted((REPO / "rationalign").rglob("*")):
-        if f.is_file() and f.suffix in (".py", ".jsonl", ".tsv", ".html") and "__pycache__" not in f.parts:
+        if f.is_file() and f.suffix in (".py", ".jsonl", ".tsv", ".html", ".txt") and "__pycache__" not in f.parts:
             assert f.relative_to(REPO).as_posix() in names, f"{f} missing from the wheel (pyproject packages list?)"
     assert not any(n.startswith("conf/") for n in names)  # mapped into the package, not a top-level dir
 

@@ -11,11 +11,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rationalign.cli import compose, run
-from rationalign.pair_rationale import PairView, chosen_first, derangement, parse_pair_rationale_config, permute
-from rationalign.pair_rationale.config import PairRationaleConfig
-from rationalign.pair_rationale.sources import from_local, generation_prompts
-from rationalign.pair_rationale.template import template_rationales
+from rationalign.rationale.pairs import (
+    PAIR_SOURCES,
+    PairLocalConfig,
+    PairTeacherConfig,
+    PairTemplateConfig,
+    PairView,
+    chosen_first,
+    derangement,
+    parse_pair_rationale_config,
+    permute,
+)
+from rationalign.rationale.pairs.sources import from_local, generation_prompts
+from rationalign.rationale.pairs.template import template_rationales
+from rationalign.runner import compose, run
 
 try:
     from tests.chat_server import ChatServer
@@ -149,11 +158,11 @@ def test_template_without_source_diffs_the_responses():
 
 def test_llm_prompts_follow_order_style_and_opposite():
     v = _view(0, first=False)  # chosen is Response B
-    pc = PairRationaleConfig(name="teacher", style="general")
+    pc = PairTeacherConfig(style="general")
     (p,) = generation_prompts(pc, [v])
     assert "Response B is preferred over Response A" in p and "in general terms" in p
     assert p.index(v.rejected) < p.index(v.chosen)           # shown in the recorded order
-    pc = PairRationaleConfig(name="teacher", style="detailed", ablation="opposite")
+    pc = PairTeacherConfig(style="detailed", ablation="opposite")
     (p,) = generation_prompts(pc, [v])
     assert "Response A is preferred over Response B" in p and "concrete words" in p
 
@@ -168,7 +177,7 @@ def test_local_source_uses_the_generator_and_reports_empty_answers():
             return ["Rationale: fine." if "goes" in p else "  " for p in prompts]
 
     fake = Fake()
-    pc = PairRationaleConfig(name="local", batch_size=1)
+    pc = PairLocalConfig(batch_size=1)
     out, failed, audit = from_local(pc, [_view(0), _view(1)], generator=fake)
     assert out == ["fine.", None] and list(failed) == [1] and len(audit) == 2
     assert fake.calls == [(1, {"temperature": 0.0, "max_new_tokens": 192})] * 2
@@ -186,11 +195,25 @@ def test_config_errors_are_one_line():
 
 
 def test_yaml_prompts_match_the_dataclass_defaults():
-    d = PairRationaleConfig()
     t = yaml.safe_load((CONF / "template.yaml").read_text())
     te = yaml.safe_load((CONF / "teacher.yaml").read_text())
-    assert t["condition_template"] == d.condition_template
+    assert t["condition_template"] == PairTemplateConfig().condition_template
+    d = PairTeacherConfig()
     assert te["general_prompt"] == d.general_prompt and te["detailed_prompt"] == d.detailed_prompt
+
+
+def test_each_source_checks_only_its_own_options():
+    """A source's typed options are its own: template takes no endpoint, file no prompts."""
+    assert PAIR_SOURCES.names() == ["file", "local", "teacher", "template"]
+    assert type(parse_pair_rationale_config({"name": "local", "batch_size": 2})) is PairLocalConfig
+    with pytest.raises(ValueError, match=r"pair_rationale\.base_url: unknown option"):
+        parse_pair_rationale_config({"name": "template", "base_url": "http://x"})
+    with pytest.raises(ValueError, match=r"pair_rationale\.style: unknown option"):
+        parse_pair_rationale_config({"name": "file", "path": "x", "style": "general"})
+    with pytest.raises(ValueError, match=r"pair_rationale\.batch_size=many: wrong type"):
+        parse_pair_rationale_config({"name": "local", "batch_size": "many"})
+    with pytest.raises(ValueError, match=r"pair_rationale\.name='gpt': expected one of file, local"):
+        parse_pair_rationale_config({"name": "gpt"})
 
 
 # ------------------------------------------------------------------------------------ stage + align
@@ -291,7 +314,7 @@ def test_user_layout_pairs(tmp_path):
 
 
 def test_upstreams_follow_the_config(tmp_path, dh_file):
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
     from rationalign.stages.base import STAGES
 
     import_components()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from rationalign.cli import compose, import_components, validate
+from rationalign.components import import_components
+from rationalign.runner import compose
+from rationalign.validate import validate
 
 
 def test_paper_preset_composes_and_validates():

@@ -150,8 +150,8 @@ def test_no_stand_in_left_anywhere():
 
 @pytest.fixture(scope="module")
 def tok():
-    from rationalign.cli import compose
     from rationalign.models import load_tokenizer
+    from rationalign.runner import compose
 
     return load_tokenizer(compose(["model=tiny"]).model)
 
@@ -231,7 +231,9 @@ def test_every_model_input_goes_through_the_layout(prompts, tok, layout_name):
 
 
 def test_bad_layout_fails_validation_in_one_line():
-    from rationalign.cli import ConfigError, compose, import_components, validate
+    from rationalign.components import import_components
+    from rationalign.runner import compose
+    from rationalign.validate import ConfigError, validate
 
     import_components()
     with pytest.raises(ConfigError, match=r"^prompts.layout=sideways: expected one of plain, chat$"):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rationalign.cli import compose, run
 from rationalign.data.records import Record
+from rationalign.runner import compose, run
 
 try:
     from tests.test_reward_trainer import reward_overrides, toy_rm_rows, write_jsonl

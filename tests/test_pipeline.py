@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rationalign.cli import compose, run
+from rationalign.runner import compose, run
 from rationalign.stages.base import Context
 
 # Small enough for seconds per stage. The random tiny model can't learn the suggestion/rationale

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rationalign.assistant import PredictInputError, explain_outputs
-from rationalign.cli import compose, run
+from rationalign.runner import compose, run
 
 SCRIPTED = ('She went to school yesterday.\nExplanation: The word "go" should be replaced by "went" because the '
             "verb tense must fit the time the sentence describes. The sentence is now correct.")
@@ -88,7 +88,7 @@ def test_jsonl_tasks_and_ids(tmp_path, capsys):
     ('{"source": "x", "task": "poetry"}\n', r"in.jsonl:1: field 'task': 'poetry' is not one of the selected"),
     ('{"source": "ok", "task": "gec"}\n{"text": "x"}\n', r"in.jsonl:2: unknown field\(s\) \['text'\]"),
     ('{"source": ""}\n', r"in.jsonl:1: field 'source' must be a non-empty string"),
-    ('{"source": "x"\n', r"in.jsonl:1: not valid JSON"),
+    ('{"source": "x"\n', r"in.jsonl:1: invalid JSON"),
     ('[1]\n', r"in.jsonl:1: expected a JSON object"),
 ])
 def test_bad_jsonl_names_file_line_and_field(tmp_path, content, message):

@@ -11,9 +11,9 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from rationalign.cli import compose, run
 from rationalign.losses import LOSSES
 from rationalign.models import load_for_training
+from rationalign.runner import compose, run
 from rationalign.training import preference as P
 from rationalign.training.chat import Layout
 from rationalign.training.pairs_io import PairsError, load_pref_pairs
@@ -105,11 +105,28 @@ def test_every_loss_trains_with_one_forward_per_step(name, shared_prompt, pairs_
 
 
 def test_hparams_come_from_loss_config():
-    assert P.hparams_for("dpo", loss_cfg("dpo")) == {"beta": 0.1}
-    assert P.hparams_for("mpo", loss_cfg("mpo")) == {"beta": 0.01, "gamma": 1.0, "lam": 0.8, "ce_reduction": "mean",
-                                                     "margin_scale": "inside"}
-    assert P.hparams_for("simpo", loss_cfg("simpo"))["gamma"] == 0.5
-    assert not P.setup_for(loss_cfg("mpo")).needs_reference and P.setup_for(loss_cfg("rdpo")).needs_reference
+    assert P.setup_for(loss_cfg("dpo")).hparams == {"beta": 0.1}
+    assert P.setup_for(loss_cfg("mpo")).hparams == {"beta": 0.01, "gamma": 1.0, "lam": 0.8, "ce_reduction": "mean",
+                                                    "margin_scale": "inside"}
+    assert P.setup_for(compose(["loss=simpo", "loss.gamma=0.9"]).loss).hparams["gamma"] == 0.9
+    assert P.setup_for({"name": "orpo", "lam": 0.3}).hparams == {"lam": 0.3, "ce_reduction": "mean"}  # defaults fill
+
+
+def test_setup_reads_the_needs_from_the_registry_entry():
+    for name in LOSSES:
+        setup, entry = P.setup_for(loss_cfg(name)), LOSSES.entry(name)
+        assert (setup.needs_reference, setup.with_rationale, setup.with_rewards) == \
+            (entry.needs_reference, entry.needs_rationale, entry.needs_rewards), name
+    assert [n for n in LOSSES if P.setup_for(loss_cfg(n)).needs_reference] == ["dpo", "rdpo"]
+    assert [n for n in LOSSES if P.setup_for(loss_cfg(n)).with_rationale] == ["rdpo", "rorpo"]
+    assert [n for n in LOSSES if P.setup_for(loss_cfg(n)).with_rewards] == ["mpo"]
+
+
+def test_setup_refuses_a_key_the_loss_does_not_take():
+    with pytest.raises(ValueError, match=r"loss.lam: unknown key \(known: beta\)"):
+        P.setup_for({"name": "dpo", "beta": 0.1, "lam": 0.8})
+    with pytest.raises(ValueError, match="not a preference loss; known: cpo, dpo"):
+        P.setup_for({"name": "sft"})
 
 
 def test_mpo_loss_falls_on_learnable_pairs(tmp_path):
@@ -285,7 +302,7 @@ def align_overrides(tmp_path, pairs, *extra):
 
 def test_align_stage_from_base_with_pairs_file(pairs_file, tmp_path):
     cfg = compose(align_overrides(tmp_path, pairs_file, "align.init=base", "loss=mpo"))
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
     from rationalign.stages.base import STAGES, Context
 
     import_components()
@@ -311,7 +328,7 @@ def test_align_stage_dpo_from_sft(pairs_file, tmp_path, monkeypatch):
     (tmp_path / "cache").mkdir()
     os.symlink(default_cache_dir() / "models", tmp_path / "cache" / "models")
     cfg = compose(ov)
-    from rationalign.cli import import_components
+    from rationalign.components import import_components
     from rationalign.stages.base import STAGES
 
     import_components()

@@ -106,8 +106,8 @@ def test_cold_sampling_is_greedy(tiny):
 
 
 def test_factory_reads_the_option(tmp_path):
-    from rationalign.cli import compose
     from rationalign.engines import build_engine
+    from rationalign.runner import compose
 
     for value in (True, False):
         cfg = compose(["model=tiny", f"engine.prefill_once={value}", f"paths.root={tmp_path}"])

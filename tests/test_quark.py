@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rationalign.cli import compose, run
 from rationalign.data.records import Record
 from rationalign.quark.quantize import Pool, assign_bins, quantile_edges, rank_bins
 from rationalign.quark.rewards import REWARDS, RewardEnv, Sample, build_reward
+from rationalign.runner import compose, run
 from rationalign.stages.base import Context
 
 GEC = Record(id="r1", task="gec", instruction="Fix the grammar:", source="He go to school yesterday.",
@@ -229,7 +229,7 @@ def test_control_tokens_added_trained_and_round_tripped(tmp_path):
         inference_prefix,
         load_quark_policy,
     )
-    from rationalign.stages.quark import save_policy
+    from rationalign.stages.quark_policy import save_policy
     from rationalign.training.chat import Layout
 
     cfg = compose(["model=tiny"])

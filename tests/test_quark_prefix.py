@@ -8,9 +8,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from rationalign.cli import compose
 from rationalign.data.records import Record
 from rationalign.quark.control import control_token
+from rationalign.runner import compose
 
 RECS = [Record(id=f"q{i}", task="gec", instruction="Fix:", source=f"he go home {i} .", target=f"He goes home {i} .")
         for i in range(3)]
@@ -32,7 +32,7 @@ class FakeEngine:
 
 
 def test_contrast_samples_best_and_worst_bins_on_the_same_inputs(monkeypatch):
-    from rationalign.stages import quark as Q
+    from rationalign.stages import quark_rounds as Q
 
     cfg = compose(["model=tiny", "task=gec", "rationale.position=none", "quark.contrast_inputs=2",
                    "quark.samples_per_input=2"])
@@ -59,7 +59,7 @@ def test_contrast_samples_best_and_worst_bins_on_the_same_inputs(monkeypatch):
 
 
 def test_additive_contrast_uses_only_the_active_rewards(monkeypatch):
-    from rationalign.stages import quark as Q
+    from rationalign.stages import quark_rounds as Q
 
     cfg = compose(["model=tiny", "task=gec", "rationale.position=none", "quark.contrast_inputs=1"])
     engine = FakeEngine()

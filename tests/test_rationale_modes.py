@@ -3,9 +3,9 @@ at the rationale marker (evaluate.stop_at_rationale) count as well formed."""
 
 from pathlib import Path
 
-from rationalign.cli import compose
 from rationalign.data.splits import load_split
 from rationalign.responses import format_response, parse_stopped_response
+from rationalign.runner import compose
 from rationalign.stages.base import Context
 
 

@@ -12,10 +12,7 @@ import pytest
 from rationalign.data.readers import (
     DEFAULT_INSTRUCTIONS,
     FORMATS,
-    TASKS,
-    apply_edits,
     load_hub,
-    parse_m2,
     read_aligned,
     read_coedit,
     read_dataset,
@@ -26,6 +23,9 @@ from rationalign.data.readers import (
     read_wnc,
 )
 from rationalign.data.records import RecordError, record_from_dict
+from rationalign.data.tasks import TASKS
+from rationalign.m2_format import apply_edits
+from rationalign.m2_format import read_m2 as parse_m2
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RATIONALIGN_DATA", REPO.parent / "shared" / "data"))
@@ -94,7 +94,7 @@ def test_m2_edits_offsets_none_alternatives_noop(tmp_path):
 
 def test_apply_edits_insertions_keep_file_order(tmp_path):
     blocks = parse_m2(write(tmp_path, "x.m2", "S a b\nA 1 1|||X|||x|||REQUIRED|||-NONE-|||0\nA 1 1|||X|||y|||REQUIRED|||-NONE-|||0\n"))
-    assert apply_edits(blocks[0].source, blocks[0].edits) == ["a", "x", "y", "b"]
+    assert apply_edits(blocks[0]) == ["a", "x", "y", "b"]
 
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from rationalign.cli import compose
 from rationalign.data.records import Record
 from rationalign.report import COLUMNS, all_average, build_table, to_csv, to_markdown
+from rationalign.runner import compose
 from rationalign.stages.evaluate import score_system
 
 

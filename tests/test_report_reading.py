@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from rationalign.cli import compose
 from rationalign.data.records import Record
 from rationalign.report import write_report
 from rationalign.report_reading import comparison_sentence, reward_model_sentence, what_this_run_shows
+from rationalign.runner import compose
 
 
 def _rm(acc, lo, hi, n=60, k=20):

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from rationalign.cli import compose, run
+from rationalign.runner import compose, run
 from rationalign.training.pairs_io import PairsError, load_rm_pairs
 
 SUBJECTS = ["The cat", "My brother", "The old man", "Our teacher", "A small dog", "The girl", "His friend", "The bird"]
@@ -120,6 +120,14 @@ def test_score_head_is_trainable_and_one_forward_per_step(tmp_path, monkeypatch)
     assert len(calls) == 1 and calls[0][0] == 8  # chosen and rejected stacked: one forward of 2B rows
     assert torch.isfinite(loss) and "rewards/accuracies" in metrics
     assert "Fix it." in tok.decode(ds[0]["chosen_ids"])  # the task's rm_instruction, not the record's
+    # reward.loss names the loss: the same BT loss through the registry, and no option it does not take
+    from rationalign.losses import bradley_terry_loss
+
+    model.eval()  # no LoRA dropout: two forwards give the same scores
+    scores = real(model, batch["input_ids"], batch["attention_mask"])
+    assert torch.equal(R.make_reward_loss_fn({"name": "bt"})(model, batch)[0], bradley_terry_loss(scores[:4], scores[4:])[0])
+    with pytest.raises(ValueError, match="reward.loss.margin: unknown key"):
+        R.make_reward_loss_fn({"name": "bt", "margin": 0.5})
 
 
 def test_per_task_adapters(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from rationalign.cli import compose
 from rationalign.data.records import Record
-from rationalign.scoring import score_many, sentence_score
+from rationalign.runner import compose
+from rationalign.scoring import sentence_score
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +75,13 @@ def test_formality_ranks_by_bleu_to_the_gold(specs):
     assert 0.0 < near < 100.0
 
 
-def test_no_gold_is_an_error_and_score_many_keeps_order(specs):
+def test_no_gold_is_an_error_and_bleu_to_the_gold(specs):
     with pytest.raises(ValueError, match="record x: no gold"):
         sentence_score(specs["fluency"], rec("fluency", "a b"), "a b")
-    recs = [rec("fluency", SRC, REF), rec("formality", "u", "You are here .")]
-    assert score_many(specs, recs, [REF, "You are here ."]) == [pytest.approx(100.0), pytest.approx(100.0)]
-    assert score_many(specs, recs, [SRC, "zz"])[0] == pytest.approx(100 * (10 / 11 + 8 / 9 + 6 / 7 + 4 / 5) / 12)
+    assert sentence_score(specs["formality"], rec("formality", "u", "You are here ."), "You are here .") == \
+        pytest.approx(100.0)
+    assert sentence_score(specs["fluency"], rec("fluency", SRC, REF), SRC) == \
+        pytest.approx(100 * (10 / 11 + 8 / 9 + 6 / 7 + 4 / 5) / 12)
 
 
 def test_a_formality_metric_spec_ranks_by_bleu_not_the_classifier():

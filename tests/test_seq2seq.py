@@ -10,9 +10,9 @@ import random
 import pytest
 import torch
 
-from rationalign.cli import compose, run
 from rationalign.losses import LOSSES
 from rationalign.models import add_lora, architecture, build_tiny_t5, load_base_model, load_for_training
+from rationalign.runner import compose, run
 from rationalign.training.chat import Layout, encode_pair
 from rationalign.training.logps import collate_completion, full_sequence_logps_reference, is_seq2seq, sequence_logps
 

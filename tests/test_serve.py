@@ -66,7 +66,8 @@ def test_not_json_is_an_error(client):
 
 def test_serve_loads_the_model_once_and_binds_locally(tmp_path, monkeypatch):
     from rationalign import engines
-    from rationalign.cli import compose, import_components
+    from rationalign.components import import_components
+    from rationalign.runner import compose
     from rationalign.stages.base import Context
     from rationalign.stages.serve import build_app
 

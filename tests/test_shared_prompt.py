@@ -68,7 +68,7 @@ def unpacked_backbone_tokens(feats):
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_packed_loss_and_gradients_equal_unpacked(lora_model, loss):
-    from rationalign.cli import compose
+    from rationalign.runner import compose
     from rationalign.training.preference import setup_for
 
     setup = setup_for(compose([f"loss={loss}"]).loss)
@@ -116,7 +116,7 @@ def test_pairs_must_share_the_prompt():
 def test_trainer_packs_decoder_only_pairs(tmp_path, lora_model):
     from types import SimpleNamespace
 
-    from rationalign.cli import compose
+    from rationalign.runner import compose
     from rationalign.training.preference import build_preference_trainer, setup_for
     from rationalign.training.sft import EncodedDataset
 
@@ -146,8 +146,8 @@ def test_trainer_packs_decoder_only_pairs(tmp_path, lora_model):
 @pytest.mark.slow
 def test_packed_equals_unpacked_on_the_embedded_model():
     """The same check on SmolLM2-135M (30 layers, grouped-query attention, tied head)."""
-    from rationalign.cli import compose
     from rationalign.models import load_for_training
+    from rationalign.runner import compose
 
     model, _tok = load_for_training(compose(["model=smollm2-135m"]).model)
     model.eval()

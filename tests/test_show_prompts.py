@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rationalign.cli import compose, run
+from rationalign.runner import compose, run
 
 try:
     from tests.test_paper_prompts import TABLE8_PREAMBLE, TABLE10, TABLE11, TABLE12, TEMPLATE_REQUEST

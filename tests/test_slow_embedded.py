@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rationalign.cli import compose, run
+from rationalign.runner import compose, run
 from rationalign.stages.base import Context
 
 pytestmark = pytest.mark.slow

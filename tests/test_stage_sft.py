@@ -2,8 +2,8 @@
 
 import json
 
-from rationalign.cli import compose, run
 from rationalign.data.records import load_records
+from rationalign.runner import compose, run
 
 
 def test_sft_with_template_rationales_runs_and_resumes(tiny_overrides):

@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import pytest
 
 from rationalign.report_sweep import build_table, find_results, to_csv, to_markdown, write_summary
-from rationalign.sweep import build_result, distributed_env, export_distributed_env, parse_overrides
+from rationalign.submitit_env import distributed_env, export_distributed_env
+from rationalign.sweep import build_result, parse_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 # Single-run presets (no grid): composed by the test below, not expanded into a sweep here.
@@ -138,16 +139,19 @@ def _hydra_compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rationalign.cli import CONF_DIR
+    from rationalign.config import conf_dir, register_configs, register_resolvers
 
+    register_resolvers()
+    register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
 @pytest.mark.parametrize("preset", sorted(SINGLE_RUN))
 def test_single_run_presets_compose_and_validate(preset, tmp_path):
-    from rationalign.cli import import_components, validate
+    from rationalign.components import import_components
+    from rationalign.validate import validate
 
     text = (REPO / "conf" / "experiment" / f"{preset}.yaml").read_text()
     assert text.startswith("# @package _global_")
@@ -163,7 +167,8 @@ def test_single_run_presets_compose_and_validate(preset, tmp_path):
 def test_every_preset_composes_and_its_grid_is_valid(preset, tmp_path):
     from omegaconf import OmegaConf
 
-    from rationalign.cli import import_components, validate
+    from rationalign.components import import_components
+    from rationalign.validate import validate
 
     assert len(PRESETS) >= 12
     text = (REPO / "conf" / "experiment" / f"{preset}.yaml").read_text()
@@ -232,7 +237,7 @@ def test_job_result_callback_is_on_by_default():
 
 
 def test_failed_result_outside_hydra_and_secret_overrides(tmp_path):
-    from rationalign.cli import compose
+    from rationalign.runner import compose
 
     cfg = compose(["model=tiny", f"paths.root={tmp_path}"])
     try:

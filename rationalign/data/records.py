@@ -25,6 +25,10 @@ class RecordError(ValueError):
     """A bad input record; the message names file, line and field."""
 
 
+class DataConfigError(ValueError):
+    """A data.local / data.hub spec that cannot be read; the message starts with its config key."""
+
+
 @dataclass
 class Record:
     id: str

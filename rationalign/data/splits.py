@@ -7,11 +7,11 @@ import random
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
 from rationalign.data.records import Record, RecordError, load_located_records
+from rationalign.data.tasks import TASKS
 
 log = logging.getLogger("rationalign")
 SPLITS = ("labeled", "unlabeled", "test")
@@ -21,7 +21,7 @@ def split_files(cfg: DictConfig, splits: tuple[str, ...] = SPLITS) -> list[str]:
     """Files whose content determines the data of `splits` (hashed into stage keys)."""
     if cfg.data.format == "records":
         return [cfg.data[s] for s in splits if cfg.data.get(s)]
-    from rationalign.data.readers.configured import configured_files
+    from rationalign.data.configured import configured_files
 
     return configured_files(cfg, splits)
 
@@ -101,13 +101,6 @@ def _cap(records: list[Record], cap: int | None, seed: int) -> list[Record]:
     return out
 
 
-def known_tasks() -> set[str]:
-    """Every task with a config file (conf/task/<name>.yaml), whether selected or not."""
-    from rationalign.cli import CONF_DIR
-
-    return {p.stem for p in (Path(CONF_DIR) / "task").glob("*.yaml")} - {"all"}
-
-
 def load_split(cfg: DictConfig, split: str) -> list[Record]:
     """Records of one split for the configured tasks, capped per task as configured."""
     if split not in SPLITS:
@@ -123,14 +116,13 @@ def load_split(cfg: DictConfig, split: str) -> list[Record]:
         records = [r for _, r in located]
         wheres = {r.id: w for w, r in located}
     else:
-        from rationalign.data import readers  # real formats, data=local / data=hub
-        from rationalign.data.readers.configured import last_loaded
+        from rationalign.data.configured import last_loaded, load_configured_split  # data=local / data=hub
 
-        records = readers.load_configured_split(cfg, split)
+        records = load_configured_split(cfg, split)
         wheres = {}
         for key, reasons in last_loaded[split].dropped.items():
             _note_drops(key, reasons)
-    unknown = sorted({r.task for r in records} - known_tasks())
+    unknown = sorted({r.task for r in records} - set(TASKS))
     if unknown:
         raise RecordError(f"data.{split}: records name unknown task(s) {unknown}")
     records = _require(cfg, split, [r for r in records if r.task in tasks], wheres)
@@ -139,15 +131,3 @@ def load_split(cfg: DictConfig, split: str) -> list[Record]:
     cap = cfg.data.get(f"max_{split}_per_task")
     return _cap(records, cap, int(cfg.seed))
 
-
-def records_by_task(records: list[Record]) -> dict[str, list[Record]]:
-    out: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
-        out[r.task].append(r)
-    return dict(out)
-
-
-def cfg_get(node: Any, key: str, default: Any = None) -> Any:
-    if isinstance(node, dict):
-        return node.get(key, default)
-    return getattr(node, key, default)

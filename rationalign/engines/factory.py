@@ -25,10 +25,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rationalign.engines.snapshot import adapter_config, is_plain_lora, save_merged
+from rationalign.registry import Registry
 
 log = logging.getLogger("rationalign")
 
-ENGINES = ("hf", "vllm")
+# engine.name -> builder(cfg, model, tokenizer, adapter, model_cfg, progress); registered below.
+ENGINES: Registry = Registry("engine", group="engine")
 LORA_MODES = ("adapter", "merged")
 
 
@@ -53,19 +55,18 @@ def build_engine(cfg: Any, model=None, tokenizer=None, *, adapter: str | Path | 
     model_cfg = cfg.model if model_cfg is None else model_cfg
     if model is not None and tokenizer is None:
         raise ValueError("build_engine: a model in memory needs its tokenizer")
-    if name == "hf":
-        return _hf_engine(cfg, model, tokenizer, adapter, model_cfg, progress)
-    return _vllm_engine(cfg, model, tokenizer, adapter, model_cfg)
+    return ENGINES.get(name)(cfg, model, tokenizer, adapter, model_cfg, progress)
 
 
 # ------------------------------------------------------------------------------------------- hf
+@ENGINES.register("hf")
 def _hf_engine(cfg, model, tok, adapter, model_cfg, progress):
     from rationalign.engines.hf import HFEngine
 
     if model is None:
+        from rationalign.cfg_access import cache_dir, device_of
         from rationalign.models import move_to
         from rationalign.quark.control import load_for_inference
-        from rationalign.stages.common import cache_dir, device_of
 
         model, tok, _prefix = load_for_inference(model_cfg, adapter, cache_dir(cfg))
         move_to(model, device_of(cfg))
@@ -82,7 +83,7 @@ def _layout(cfg):
 
 # ----------------------------------------------------------------------------------------- vllm
 def _tmpdir(cfg, prefix: str) -> Path:
-    from rationalign.stages.common import cache_dir
+    from rationalign.cfg_access import cache_dir
 
     root = cache_dir(cfg) / "vllm-tmp"
     root.mkdir(parents=True, exist_ok=True)
@@ -91,8 +92,8 @@ def _tmpdir(cfg, prefix: str) -> Path:
 
 def base_model_dir(cfg, model_cfg, cleanup: list[Path]) -> str:
     """A directory (or hub id) holding the base weights of model_cfg, for vLLM to load."""
+    from rationalign.cfg_access import cache_dir
     from rationalign.models import converted_gguf_dir, load_base_model
-    from rationalign.stages.common import cache_dir
 
     source = _get(model_cfg, "source", "gguf")
     if source == "gguf":
@@ -116,12 +117,14 @@ def _check_vllm_model(model_cfg) -> None:
                          "use engine=hf")
 
 
-def _vllm_engine(cfg, model, tok, adapter, model_cfg):
-    from rationalign.engines.vllm import VLLMEngine, _import_vllm
+@ENGINES.register("vllm")
+def _vllm_engine(cfg, model, tok, adapter, model_cfg, progress):
+    # vLLM shows its own progress bar; `progress` is the hf engine's tqdm switch.
+    from rationalign.cfg_access import cache_dir
+    from rationalign.engines.vllm import VLLMEngine, import_vllm
     from rationalign.models import load_tokenizer
-    from rationalign.stages.common import cache_dir
 
-    _import_vllm()  # fail before any copy is written
+    import_vllm()  # fail before any copy is written
     _check_vllm_model(model_cfg)
     e = cfg.engine
     lora_mode = str(e.get("lora", "adapter"))
@@ -183,8 +186,8 @@ def _offload(model):
 
 def _saved_system(cfg, adapter: Path, model_cfg, lora_mode: str, cleanup: list[Path]):
     """(model dir, LoRA dir or None, tokenizer or None) for a saved system directory."""
+    from rationalign.cfg_access import cache_dir
     from rationalign.quark.control import is_quark_dir, load_quark_policy
-    from rationalign.stages.common import cache_dir
 
     if is_quark_dir(adapter):  # added control tokens: only a merged copy loads in vLLM
         model, tok = load_quark_policy(model_cfg, adapter, cache_dir(cfg))

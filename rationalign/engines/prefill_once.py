@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
+from rationalign.engines.presence_penalty import PresencePenalty
+
 
 def _positions(att: torch.Tensor) -> torch.Tensor:
     """Position ids of a left-padded batch: count real tokens; pads get 1 (as generate does)."""
@@ -61,7 +63,6 @@ def sample_prefill_once(model, ids: torch.Tensor, att: torch.Tensor, n: int, *, 
         raise ValueError("greedy decoding gives one output per prompt; use temperature > 0 for n > 1")
     device = ids.device
     eos = set([eos_token_id] if isinstance(eos_token_id, int) else (eos_token_id or []))
-    from rationalign.engines.hf import PresencePenalty
 
     penalty = PresencePenalty(presence_penalty, prompt_len=0) if presence_penalty and not greedy else None
 

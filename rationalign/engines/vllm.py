@@ -32,7 +32,7 @@ log = logging.getLogger("rationalign")
 _LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
-def _import_vllm():
+def import_vllm():
     try:
         import vllm
         from vllm import LLM, SamplingParams  # noqa: F401
@@ -64,7 +64,7 @@ class VLLMEngine(Engine):
         from rationalign.training.chat import Layout
 
         super().__init__(tokenizer, layout=layout or Layout())
-        _import_vllm()
+        import_vllm()
         from vllm import LLM
 
         self.seed = seed

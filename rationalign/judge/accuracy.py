@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rationalign.judge.asker import Answer, Question, fill
 from rationalign.judge.items import Item
 from rationalign.judge.stats import wilson
+from rationalign.llm.asker import Answer, Question, fill
 
 
 def build(cfg, system: str, items: Sequence[Item], preds: dict[str, dict],

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from rationalign.judge.asker import EndpointConfig, check_options, missing_placeholders
+from rationalign.llm.asker import missing_placeholders
+from rationalign.llm.client import EndpointConfig
+from rationalign.registry import Registry
+from rationalign.typed_options import typed_options
 
 PAIRWISE_PROMPT = """\
 You are an expert editor comparing two writing assistants. Both received the same instruction and \
@@ -72,12 +75,17 @@ REPAIR_PROMPT = ("Your answer could not be read. Reply again, ending with the re
 ASPECTS = ["grammaticality", "fluency", "coherence", "consistency"]
 
 
+# `judge=<name>`: one entry today (default); its typed options are JudgeConfig.
+JUDGES: Registry = Registry("judge", group="judge")
+
+
 @dataclass
 class JudgeConfig(EndpointConfig):
     name: str = "default"
     model: str = "gpt-4o"
     max_tokens: int = 256
     cache_dir: str | None = "~/.cache/rationalign/judge"
+    parse_retries: int = 2         # re-asks after an unparseable answer (bounded; never guessed)
     temperature: float = 0.7       # k repeats are k samples (each cached under its repeat index)
     # What is judged: predictions of an evaluate stage (upstream, default) or a directory laid out
     # like one (<dir>/predictions/<system>/<task>.jsonl).
@@ -99,10 +107,17 @@ class JudgeConfig(EndpointConfig):
     repair_prompt: str = REPAIR_PROMPT
 
 
+# The judge is its options (the stage runs pairwise/rubric/accuracy from them), so the entry's
+# object and its config are the same dataclass.
+JUDGES.add("default", JudgeConfig, config=JudgeConfig)
+
+
 def parse_judge_config(options: Mapping[str, Any]) -> JudgeConfig:
     options = dict(options)
-    check_options("judge", options, JudgeConfig)
-    c = JudgeConfig(**options)
+    name = options.get("name", "default")
+    if name not in JUDGES:
+        raise ValueError(f"judge.name={name!r}: expected one of {', '.join(JUDGES.names())}")
+    c = typed_options(JUDGES.entry(name).config, options, "judge")
     if c.k < 1:
         raise ValueError(f"judge.k: must be >= 1, got {c.k}")
     if c.field not in ("output", "suggestion"):

@@ -8,9 +8,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from rationalign.io import sha256_json
-from rationalign.judge.asker import Answer, Question, fill
 from rationalign.judge.items import Item, response_text
 from rationalign.judge.stats import bootstrap_ci, mean, wilson
+from rationalign.llm.asker import Answer, Question, fill
 
 SCORE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 

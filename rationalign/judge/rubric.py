@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rationalign.judge.asker import Answer, Question, fill
 from rationalign.judge.items import Item, response_text
 from rationalign.judge.stats import bootstrap_ci, mean
+from rationalign.llm.asker import Answer, Question, fill
 
 
 def build(cfg, system: str, items: Sequence[Item], preds: dict[str, dict]) -> tuple[list[Question], list[dict]]:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from rationalign.registry import Registry
+
 __all__ = ["METRICS", "get_metric"]
 
 
@@ -31,7 +33,7 @@ def _sari(sources, predictions, references, lowercase: bool = True, paper_versio
 
 
 def _is_m2(refs) -> bool:
-    from .m2_format import M2Sentence
+    from rationalign.m2_format import M2Sentence
 
     return isinstance(refs, (str, Path)) or (isinstance(refs, list) and bool(refs)
                                              and isinstance(refs[0], M2Sentence))
@@ -72,17 +74,11 @@ def _formality(sources, predictions, references=None, target: int = 1, classifie
     return {"score": formality_accuracy(predictions, clf, target), "target": target}
 
 
-METRICS: dict[str, Callable[..., dict]] = {
-    "sari": _sari,
-    "m2": _m2,
-    "errant": _errant,
-    "bleu": _bleu,
-    "formality": _formality,
-}
+METRICS: Registry[Callable[..., dict]] = Registry("metric")
+for _name, _fn in (("sari", _sari), ("m2", _m2), ("errant", _errant), ("bleu", _bleu), ("formality", _formality)):
+    METRICS.add(_name, _fn)
 
 
 def get_metric(name: str) -> Callable[..., dict]:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric '{name}'; known: {', '.join(sorted(METRICS))}") from None
+    """METRICS[name]; an unknown name raises KeyError listing the known ones."""
+    return METRICS.get(name)

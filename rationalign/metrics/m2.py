@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .m2_format import M2Sentence, load_m2, parse_m2
+from rationalign.m2_format import M2Sentence, load_m2, parse_m2
 
 __all__ = ["M2Result", "evaluate", "parse_m2", "score", "system_edits"]
 

@@ -68,10 +68,6 @@ def build_reward(name: str, env: RewardEnv, options: dict | None = None) -> Rewa
         raise ValueError(f"quark.reward_options.{name}: {e}") from None
 
 
-def reward_needs_rm(name: str) -> bool:
-    return bool(REWARDS.get(name).needs_rm)
-
-
 def _suggestion(s: Sample) -> str:
     # An unparsable answer proposes no change (as in stage=evaluate), it is not dropped.
     return s.suggestion if s.suggestion else s.record.source

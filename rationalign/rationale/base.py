@@ -1,5 +1,5 @@
 """What every rationale source shares: the explain() interface, the per-record error report,
-and the name -> class registry that config files select from (`rationale: teacher`)."""
+and the registry (name -> class + typed options) that config files select from (`rationale=teacher`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rationalign.config import checked
 from rationalign.data.records import Record
 from rationalign.edits import Edit, extract_edits
+from rationalign.registry import Registry
+from rationalign.typed_options import typed_options
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,20 @@ def edits_for_records(records: Sequence[Record]) -> list[list[Edit] | None]:
 
 # ---- registry ---------------------------------------------------------------------------
 
-SOURCES: dict[str, tuple[type[RationaleSource], type]] = {}
+SOURCES: Registry[type[RationaleSource]] = Registry("rationale source", group="rationale")
+
+# Keys of the `rationale` node that belong to the rationalize stage, not to the source: where the
+# rationale goes in the response (after | before | none, paper Fig. 9) and what to do with records
+# whose rationale failed (fail | skip).
+STAGE_KEYS = ("position", "on_error")
+
+
+@dataclass
+class StageOptions:
+    """What every `rationale=<source>` node carries beside the source's own options."""
+
+    position: str = checked("after", choices=("after", "before", "none"))
+    on_error: str = checked("fail", choices=("fail", "skip"))
 
 
 def register_source(name: str, config_cls: type):
@@ -130,54 +146,24 @@ def register_source(name: str, config_cls: type):
     The dataclass has a `name` field too, so it can sit in a Hydra ConfigStore as is."""
 
     def deco(cls: type[RationaleSource]) -> type[RationaleSource]:
-        if name in SOURCES:
-            raise ValueError(f"rationale source '{name}' registered twice")
         cls.name = name
-        SOURCES[name] = (cls, config_cls)
+        SOURCES.add(name, cls, config=config_cls)
         return cls
 
     return deco
 
 
+def source_options(rationale: Mapping[str, Any]) -> dict:
+    """The rationale node minus the keys that belong to the stage, not the source."""
+    return {k: v for k, v in rationale.items() if k not in STAGE_KEYS}
+
+
 def parse_config(name: str, options: Mapping[str, Any]) -> Any:
-    """Options -> the source's config dataclass; an unknown or secret-looking key is a one-line
-    error naming `rationale.<key>`."""
+    """Options -> the source's config dataclass; an unknown or secret-looking key, a wrong type or a
+    value out of range is a one-line error naming `rationale.<key>`."""
     if name not in SOURCES:
-        raise ValueError(f"rationale.name: unknown source '{name}' (known: {sorted(SOURCES)})")
-    cfg_cls = SOURCES[name][1]
-    known = {f.name for f in dataclasses.fields(cfg_cls)}
-    for key in options:
-        if key in ("api_key", "key", "token", "secret"):
-            raise ValueError(
-                f"rationale.{key}: secrets are never read from config; put the key in an "
-                "environment variable and name that variable in rationale.api_key_env"
-            )
-        if key not in known:
-            raise ValueError(f"rationale.{key}: unknown option for source '{name}' (known: {sorted(known)})")
-    return typed_options(cfg_cls, options, "rationale")
-
-
-def typed_options(cfg_cls: type, options: Mapping[str, Any], prefix: str) -> Any:
-    """options -> cfg_cls(**options) with each value checked against its annotation by OmegaConf
-    (`temperature=hot` is an error naming `<prefix>.temperature`, not a crash mid-stage) and
-    against the field's `checked` range."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import ValidationError
-
-    from rationalign.config import _range_error
-
-    try:
-        node = OmegaConf.merge(OmegaConf.structured(cfg_cls), dict(options))
-    except ValidationError as e:
-        key = getattr(e, "full_key", None) or "?"
-        raise ValueError(f"{prefix}.{key}={getattr(e, 'value', None)!s}: wrong type "
-                         f"({str(e).splitlines()[0]})") from None
-    values = OmegaConf.to_container(node, resolve=True, throw_on_missing=False)  # '???' stays for the source
-    for f in dataclasses.fields(cfg_cls):
-        err = _range_error(f"{prefix}.{f.name}", values.get(f.name), dict(f.metadata)) if f.metadata else None
-        if err:
-            raise ValueError(err)
-    return cfg_cls(**values)
+        raise ValueError(f"rationale.name: unknown source '{name}' (known: {SOURCES.names()})")
+    return typed_options(SOURCES.entry(name).config, options, "rationale", label=f" for source '{name}'")
 
 
 def build_source(cfg: Mapping[str, Any] | str, **runtime: Any) -> RationaleSource:
@@ -189,9 +175,18 @@ def build_source(cfg: Mapping[str, Any] | str, **runtime: Any) -> RationaleSourc
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    options = dict(cfg)
+    options = source_options(cfg)
     name = options.get("name")
     if name is None:
-        raise ValueError(f"rationale.name: missing (one of {sorted(SOURCES)})")
+        raise ValueError(f"rationale.name: missing (one of {SOURCES.names()})")
     config = parse_config(name, options)
-    return SOURCES[name][0](config, **runtime)
+    return SOURCES.get(name)(config, **runtime)
+
+
+def local_generator(cfg: Any, model: str | None):
+    """rationale=local, pair_rationale=local: `model` (path/hub id; None: the configured model) through
+    the engine factory (engine=hf or vllm). The caller closes it."""
+    from rationalign.engines import build_engine
+
+    model_cfg = {"source": "hf", "path": model, "dtype": cfg.model.dtype} if model else cfg.model
+    return build_engine(cfg, model_cfg=model_cfg)

@@ -6,17 +6,16 @@ prompt) so a rerun never pays twice, and a per-record failure report instead of 
 
 from __future__ import annotations
 
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rationalign.io import atomic_write_json, sha256_json
+from rationalign.io import sha256_json
+from rationalign.llm.cache import ResponseCache
+from rationalign.llm.client import ChatClient, ChatError, EndpointConfig, EndpointDown, client_for, messages_for
 from rationalign.rationale.base import RationaleSource, register_source
-from rationalign.rationale.client import ChatClient, ChatError, EndpointConfig, EndpointDown
 from rationalign.rationale.prompt import TeacherPrompt, clean_output, paper_teacher_prompt
 
 log = logging.getLogger(__name__)
@@ -25,36 +24,11 @@ log = logging.getLogger(__name__)
 @dataclass
 class TeacherConfig(EndpointConfig):
     name: str = "teacher"
-    system_prompt: str | None = None
     # The prompt itself is prompts.teacher_template (paper Fig. 3) with the task's Table 10
     # instruction, rendered by rationalign.prompts; the stage passes it in as `prompt=`.
     strip_prefix: str | None = "###Explanation:"
     cache_dir: str | None = "~/.cache/rationalign/teacher"  # null: no cache
     progress: bool = True
-
-
-class ResponseCache:
-    """One JSON file per key (atomic writes): concurrent writers never corrupt each other, and
-    an interrupted run keeps everything answered so far."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).expanduser()
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> str | None:
-        path = self._path(key)
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))["response"]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            log.warning("ignoring unreadable cache entry %s (%s)", path, e)
-            return None
-
-    def put(self, key: str, entry: dict) -> None:
-        atomic_write_json(self._path(key), entry)
 
 
 @register_source("teacher", TeacherConfig)
@@ -69,16 +43,11 @@ class TeacherSource(RationaleSource):
         self.prompt = prompt or paper_teacher_prompt()
         if c.concurrency < 1:
             raise ValueError(f"rationale.concurrency: must be >= 1, got {c.concurrency}")
-        self.client = client or ChatClient(
-            c.base_url, c.model, api_key_env=c.api_key_env, temperature=c.temperature,
-            max_tokens=c.max_tokens, timeout_s=c.timeout_s, max_retries=c.max_retries,
-            backoff_base_s=c.backoff_base_s, backoff_max_s=c.backoff_max_s,
-        )
+        self.client = client or client_for(c)
         self.cache = ResponseCache(c.cache_dir) if c.cache_dir else None
 
     def messages(self, prompt: str) -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": self.config.system_prompt}] if self.config.system_prompt else []
-        return msgs + [{"role": "user", "content": prompt}]
+        return messages_for(self.config, prompt)
 
     def cache_key(self, messages: list[dict[str, str]]) -> str:
         return sha256_json({"model": self.config.model, "temperature": self.config.temperature,

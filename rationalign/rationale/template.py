@@ -79,7 +79,7 @@ _ALIASES = {"grammar": "gec", "neutralize": "neutralization", "neutralisation": 
             "simplify": "simplification", "formal": "formality", "paraphrasing": "paraphrase"}
 
 
-def _task_key(task: str, instruction: str = "") -> str:
+def task_key(task: str, instruction: str = "") -> str:
     key = _ALIASES.get(task.lower(), task.lower())
     # Formality data sets go both ways; only the instruction says which.
     if key == "formality" and re.search(r"\binformal\b", instruction, re.IGNORECASE) \
@@ -95,7 +95,7 @@ def edit_reason(edit: Edit, task: str = "gec", instruction: str = "") -> str:
         reason = _REASONS.get((op, cat)) or _REASONS.get((None, cat))
         if reason:
             return reason
-    keep_or_add, delete, _ = _TASK_REASONS.get(_task_key(task, instruction), _DEFAULT_TASK)
+    keep_or_add, delete, _ = _TASK_REASONS.get(task_key(task, instruction), _DEFAULT_TASK)
     # An empty corrected side means a deletion even when ERRANT types it UNK.
     return delete if (op == "U" or not edit.c_str) else keep_or_add
 
@@ -117,7 +117,7 @@ def edit_sentence(edit: Edit, task: str = "gec", instruction: str = "") -> str:
 
 def template_rationale(edits: Sequence[Edit], task: str = "gec", instruction: str = "") -> str:
     if not edits:
-        return _TASK_REASONS.get(_task_key(task, instruction), _DEFAULT_TASK)[2]
+        return _TASK_REASONS.get(task_key(task, instruction), _DEFAULT_TASK)[2]
     return " ".join(edit_sentence(e, task, instruction) for e in edits)
 
 

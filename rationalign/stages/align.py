@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rationalign.cfg_access import cache_dir
 from rationalign.io import atomic_write_json, sha256_file, sha256_json
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, layout, with_rationale
+from rationalign.stages.common import layout, with_rationale
 
 log = logging.getLogger("rationalign")
 
@@ -20,8 +21,10 @@ def _init(cfg) -> str:
 
 
 def _pairs_stage(cfg) -> str:
-    """rdpo/rorpo train on preference rationales: D_H enriched by stage pair_rationales."""
-    return "pair_rationales" if cfg.loss.name in ("rdpo", "rorpo") else "pairs"
+    """A loss that needs the preference rationale (rdpo, rorpo) trains on D_H enriched by stage pair_rationales."""
+    from rationalign.losses import LOSSES
+
+    return "pair_rationales" if LOSSES.entry(str(cfg.loss.name)).needs_rationale else "pairs"
 
 
 def align_upstream(cfg):

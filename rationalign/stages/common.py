@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -50,15 +49,3 @@ def completion(cfg: DictConfig, suggestion: str, rationale: str | None) -> str:
 
     pos = position(cfg) if rationale else "none"
     return format_response(suggestion, rationale, pos, cfg.prompts)
-
-
-def cache_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.cache)
-
-
-def device_of(cfg: DictConfig) -> str:
-    import torch
-
-    if cfg.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return cfg.device

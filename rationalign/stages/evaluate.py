@@ -12,11 +12,12 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from rationalign.cfg_access import cache_dir, device_of
 from rationalign.data.records import Record
 from rationalign.data.splits import load_split, test_files
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, device_of, response_position, user_message
+from rationalign.stages.common import response_position, user_message
 
 log = logging.getLogger("rationalign")
 

@@ -73,10 +73,10 @@ def _items(cfg, jc, preds: dict[str, dict[str, dict]]):
 def run_judge(ctx: Context, out: Path) -> dict:
     """Pairwise win rate (k shuffled judgements), rubric scores and rationale accuracy by an LLM judge."""
     from rationalign.judge import accuracy, pairwise, rubric
-    from rationalign.judge.asker import Asker
     from rationalign.judge.config import parse_judge_config
     from rationalign.judge.parsing import parse_accuracy, parse_pairwise, parse_rubric
     from rationalign.judge.tables import render
+    from rationalign.llm.asker import Asker
 
     cfg = ctx.cfg
     jc = parse_judge_config(judge_options(cfg))
@@ -89,7 +89,7 @@ def run_judge(ctx: Context, out: Path) -> dict:
     items = _items(cfg, jc, preds)
     if not items:
         raise ValueError(f"judge: no inputs predicted by every system {systems} under {root / 'predictions'}")
-    asker = Asker(jc)
+    asker = Asker(jc, parse_retries=jc.parse_retries)
     lvl, nb = float(jc.ci_level), int(jc.bootstrap_samples)
     results: dict = {}
     all_rows: dict[str, list[dict]] = {}

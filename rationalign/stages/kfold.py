@@ -12,12 +12,13 @@ import logging
 import random
 from pathlib import Path
 
+from rationalign.cfg_access import cache_dir
 from rationalign.data.records import Record
 from rationalign.data.splits import labeled_files, load_split
 from rationalign.distributed import main_then_broadcast
 from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage, seed_everything
-from rationalign.stages.common import cache_dir, layout, user_message
+from rationalign.stages.common import layout, user_message
 
 log = logging.getLogger("rationalign")
 

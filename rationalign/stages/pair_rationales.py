@@ -45,7 +45,7 @@ def _raw_rows(path: Path) -> list[dict]:
 
 
 def build_views(cfg, pc, path: Path):
-    from rationalign.pair_rationale.views import PairView, chosen_first
+    from rationalign.rationale.pairs import PairView, chosen_first
     from rationalign.stages.align import user_messages
     from rationalign.training.pairs_io import load_pref_pairs
 
@@ -70,9 +70,8 @@ def build_views(cfg, pc, path: Path):
 )
 def run_pair_rationales(ctx: Context, out: Path) -> dict:
     """Preference rationales for a pairs file (template | teacher | local | file; permute / opposite)."""
-    from rationalign.pair_rationale import parse_pair_rationale_config, permute
-    from rationalign.pair_rationale.sources import generate
-    from rationalign.pair_rationale.views import condition_prompt
+    from rationalign.rationale import local_generator
+    from rationalign.rationale.pairs import condition_prompt, generate, parse_pair_rationale_config, permute
 
     cfg = ctx.cfg
     pc = parse_pair_rationale_config(pr_options(cfg))
@@ -80,9 +79,7 @@ def run_pair_rationales(ctx: Context, out: Path) -> dict:
     views, raws = build_views(cfg, pc, path)
     runtime = {}
     if pc.name == "local":
-        from rationalign.stages.rationalize import _local_generator
-
-        runtime["generator"] = _local_generator(cfg, {"model": pc.model})
+        runtime["generator"] = local_generator(cfg, pc.model)
     try:
         rationales, failed, audit = generate(pc, views, **runtime)
     finally:
@@ -110,7 +107,7 @@ def run_pair_rationales(ctx: Context, out: Path) -> dict:
     rows = []
     for n, i in enumerate(keep):
         v, raw = views[i], raws[i]
-        meta = {"source": pc.name, "style": pc.style if pc.name in ("teacher", "local") else None,
+        meta = {"source": pc.name, "style": getattr(pc, "style", None),
                 "ablation": pc.ablation, "order": "chosen_first" if v.chosen_first else "rejected_first",
                 "labels": {"chosen": v.chosen_label, "rejected": v.rejected_label},
                 "condition_prompt": condition_prompt(pc.condition_template, v)}

@@ -12,9 +12,9 @@ import logging
 import math
 from pathlib import Path
 
+from rationalign.cfg_access import cache_dir, device_of
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, device_of
 
 log = logging.getLogger("rationalign")
 

@@ -16,23 +16,24 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from rationalign.data.records import Record, load_records
+from rationalign.cfg_access import cache_dir, device_of
+from rationalign.data.records import load_records
 from rationalign.data.splits import load_split, split_files
 from rationalign.distributed import main_then_broadcast
 from rationalign.io import atomic_write_json, atomic_write_jsonl
-from rationalign.quark.control import merged
 from rationalign.stages.base import Context, register_stage, seed_everything
-from rationalign.stages.common import (
-    cache_dir,
-    completion,
-    device_of,
-    layout,
-    position,
-    user_message,
-    with_rationale,
+from rationalign.stages.common import layout, with_rationale
+from rationalign.stages.quark_policy import build_policy, save_policy
+from rationalign.stages.quark_rounds import (
+    contrast_check,
+    evaluate_round,
+    gold_rows,
+    reward_means,
+    sample_round,
+    score_rows,
+    train_prompt,
 )
 
 log = logging.getLogger("rationalign")
@@ -106,148 +107,6 @@ def quark_upstream(cfg) -> tuple[str, ...]:
     if _needs_rm(cfg) and not cfg.quark.get("reward_dir"):
         ups.append("reward")
     return tuple(ups)
-
-
-# ---------------------------------------------------------------------------------------- model
-def build_policy(cfg, ctx: Context, tokens: list[str]):
-    """(model, tokenizer, init_adapter): base (+ SFT adapter merged in, so that disabling the new
-    adapter gives back the SFT policy = the KL reference), control tokens added, fresh LoRA whose
-    trainable_token_indices train the control-token embedding rows."""
-    from rationalign.models import load_base_model
-    from rationalign.quark.control import add_control_tokens
-
-    model, tok = load_base_model(cfg.model, cache_dir(cfg))
-    init_adapter = None
-    if cfg.quark.init == "sft":
-        from peft import PeftModel
-
-        init_adapter = ctx.require("sft") / "adapter"
-        if not (init_adapter / "adapter_config.json").exists():
-            raise ValueError(f"{init_adapter}: quark needs the SFT LoRA adapter (model.lora.merge=false in sft)")
-        model = PeftModel.from_pretrained(model, str(init_adapter)).merge_and_unload()
-    ids = add_control_tokens(model, tok, tokens)
-    if cfg.model.lora.enabled:
-        from rationalign.models import add_lora
-
-        # Only the new embedding rows train (tied heads follow); add_lora picks the causal or
-        # seq2seq task type and T5's projection names.
-        model = add_lora(model, cfg.model, trainable_token_indices=list(ids))
-    return model, tok, (str(init_adapter.resolve()) if init_adapter else None)
-
-
-def save_policy(model, tok, adapter_dir: Path, meta: dict) -> None:
-    from rationalign.quark.control import write_meta
-
-    adapter_dir.mkdir(parents=True, exist_ok=True)
-    if hasattr(model, "peft_config"):
-        # The control-token rows travel in the adapter (trainable tokens), so the full embedding
-        # matrix need not be saved.
-        model.save_pretrained(adapter_dir, save_embedding_layers=False)
-    else:
-        model.save_pretrained(adapter_dir)
-    tok.save_pretrained(adapter_dir)
-    write_meta(adapter_dir, meta)
-
-
-# ---------------------------------------------------------------------------------------- rounds
-@contextmanager
-def policy_engine(cfg, model, tok):
-    """An engine over the policy as it is now. hf generates with the adapters merged in place (about
-    twice as fast); vllm gets a merged copy of the policy (engines.factory)."""
-    from rationalign.engines import build_engine
-
-    with merged(model) if cfg.engine.name == "hf" else nullcontext(), \
-            build_engine(cfg, model, tok, progress=False) as engine:
-        yield engine
-
-
-def sample_round(cfg, model, tok, records: list[Record], prefix: str, round_idx: int) -> list[dict]:
-    from rationalign.stages.sample import parse_candidates
-
-    q = cfg.quark
-    msgs = [user_message(cfg, r) for r in records]
-    with policy_engine(cfg, model, tok) as engine:
-        texts = engine.sample([prefix + m for m in msgs], n=int(q.samples_per_input),
-                              temperature=float(q.temperature), top_p=float(q.top_p), top_k=int(q.top_k),
-                              max_new_tokens=int(q.max_new_tokens), seed=int(cfg.seed) + round_idx)
-    rows = []
-    for r, m, outs in zip(records, msgs, texts):
-        for c in parse_candidates(cfg, outs):
-            rows.append({"id": r.id, "round": round_idx, "origin": "policy", "user_message": m,
-                         "completion": c["text"], "suggestion": c["suggestion"] or "",
-                         "rationale": c["rationale"], "ok": c["ok"]})
-    return rows
-
-
-def gold_rows(cfg, records: list[Record]) -> list[dict]:
-    """The training data itself (gold suggestion + distilled rationale) as round-0 pool items."""
-    return [{"id": r.id, "round": 0, "origin": "gold", "user_message": user_message(cfg, r),
-             "completion": completion(cfg, r.target, r.rationale), "suggestion": r.target,
-             "rationale": r.rationale, "ok": True} for r in records if r.target and r.rationale]
-
-
-def score_rows(rewards, rows: list[dict], by_id: dict[str, Record]) -> None:
-    from rationalign.quark.rewards import Sample, score_all
-
-    samples = [Sample(by_id[x["id"]], x["suggestion"], x["rationale"], x["ok"], x["completion"]) for x in rows]
-    scores = score_all(rewards, samples)
-    for i, x in enumerate(rows):
-        x["rewards"] = {k: v[i] for k, v in scores.items()}
-
-
-def evaluate_round(cfg, model, tok, records: list[Record], prefix: str) -> dict:
-    """Greedy outputs on the eval split with the best-bin prefix; mean sentence-level task metric."""
-    from omegaconf import OmegaConf
-
-    from rationalign.prompts import parse_response
-    from rationalign.scoring import sentence_score
-
-    if not records:
-        return {}
-    pos = position(cfg) if with_rationale(cfg) else "none"
-    marker = OmegaConf.select(cfg, "prompts.response.rationale_marker") or "Explanation:"
-    with policy_engine(cfg, model, tok) as engine:
-        outs = engine.generate([prefix + user_message(cfg, r) for r in records], temperature=0,
-                               max_new_tokens=int(cfg.quark.eval_max_new_tokens),
-                               stop=[marker] if pos == "after" else None)
-    per: dict[str, list[float]] = {}
-    for r, o in zip(records, outs):
-        p = parse_response(o, pos, cfg.prompts)
-        per.setdefault(r.task, []).append(sentence_score(cfg.task.specs[r.task], r, p.suggestion or r.source))
-    res = {t: sum(v) / len(v) for t, v in per.items()}
-    res["mean"] = sum(res.values()) / len(res)
-    res["n"] = len(records)
-    return res
-
-
-def contrast_check(cfg, model, tok, rewards, records: list[Record], active: list[str], order: list[str],
-                   n_bins: int, round_idx: int) -> dict:
-    """Reward means of samples drawn under the best-bin and under the worst-bin prefix, on the same
-    inputs with the same seed. No gap means the control tokens do not steer the policy yet, and
-    round-over-round changes are not a QUARK effect."""
-    from rationalign.quark.control import control_prefix
-
-    recs = records[: int(cfg.quark.contrast_inputs)]
-    by_id = {r.id: r for r in recs}
-    res = {}
-    for name, b in (("best", n_bins - 1), ("worst", 0)):
-        rows = [x for x in sample_round(cfg, model, tok, recs, control_prefix(dict.fromkeys(active, b), order), round_idx)
-                if x["completion"].strip()]
-        score_rows(rewards, rows, by_id)
-        res[name] = _means(rows, list(rewards))
-        res[f"{name}_samples"] = len(rows)
-    res["inputs"] = len(recs)
-    return res
-
-
-def _means(rows: list[dict], names: list[str]) -> dict[str, float]:
-    return {k: sum(x["rewards"][k] for x in rows) / len(rows) for k in names} if rows else {}
-
-
-def _train_prompt(x: dict, bins: dict, order: list[str]) -> str:
-    from rationalign.quark.control import control_prefix
-
-    return control_prefix(bins, order) + x["user_message"]
 
 
 def quark_inputs(cfg) -> list[str]:
@@ -350,7 +209,7 @@ def run_quark(ctx: Context, out: Path) -> dict:
                              "training data (quark.seed_pool_with_gold=true) or keep malformed answers "
                              "(quark.drop_malformed=false)")
         bins, edges = pool.quantize(active, n_bins, method=str(q.binning), seed=int(cfg.seed))
-        examples = [QuarkExample(_train_prompt(x, b, order), x["user_message"], x["completion"])
+        examples = [QuarkExample(train_prompt(x, b, order), x["user_message"], x["completion"])
                     for x, b in zip(pool.rows, bins)]
         stats = train_quark(model, tok, examples, q.train, rdir, steps=steps[r - 1], optimizers=(opt, sched),
                             kl_coef=float(q.kl_coef), entropy_coef=float(q.entropy_coef),
@@ -370,8 +229,8 @@ def run_quark(ctx: Context, out: Path) -> dict:
         k = int(q.log_samples)
         summary = {
             "round": r, "active_rewards": active, "sampling_prefix": prefix, "eval_prefix": eval_prefix,
-            "reward_means": _means(new, rewards_list),  # the policy's own samples this round (not gold)
-            "gold_reward_means": _means(seeded, rewards_list),
+            "reward_means": reward_means(new, rewards_list),  # the policy's own samples this round (not gold)
+            "gold_reward_means": reward_means(seeded, rewards_list),
             "pool_size": len(pool), "new_samples": len(new), "empty_outputs": n_raw - len(new),
             "malformed": sum(1 for x in new if not x["ok"]),
             "dropped_malformed": len(seeded) + len(new) - len(offered),

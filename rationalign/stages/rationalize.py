@@ -15,15 +15,6 @@ from rationalign.stages.base import Context, register_stage
 log = logging.getLogger("rationalign")
 
 
-def _local_generator(cfg, rat: dict):
-    """rationale=local: a model (path/hub id, default: the configured base) through the engine factory
-    (engine=hf or vllm). The caller closes it."""
-    from rationalign.engines import build_engine
-
-    model_cfg = {"source": "hf", "path": rat["model"], "dtype": cfg.model.dtype} if rat.get("model") else cfg.model
-    return build_engine(cfg, model_cfg=model_cfg)
-
-
 @register_stage(
     "rationalize",
     # The teacher's prompt (Fig. 3, Table 10) and, for rationale=local, its layout.
@@ -33,12 +24,13 @@ def _local_generator(cfg, rat: dict):
 )
 def run_rationalize(ctx: Context, out: Path) -> dict:
     """Extract edits with errant and attach a rationale from the configured source."""
-    from rationalign.cli import source_options
     from rationalign.edits import format_edits
-    from rationalign.rationale import build_source, edits_for_records
+    from rationalign.rationale import STAGE_KEYS, StageOptions, build_source, edits_for_records, local_generator
+    from rationalign.typed_options import typed_options
 
     cfg = ctx.cfg
     rat = OmegaConf.to_container(cfg.rationale, resolve=True)
+    stage_opts = typed_options(StageOptions, {k: rat[k] for k in STAGE_KEYS if k in rat}, "rationale")
     records = [r for r in load_split(cfg, "labeled") if r.target is not None]
     runtime = {}
     if rat["name"] in ("teacher", "local"):
@@ -46,9 +38,9 @@ def run_rationalize(ctx: Context, out: Path) -> dict:
 
         runtime["prompt"] = teacher_prompt(cfg.prompts, cfg.task)
     if rat["name"] == "local":
-        runtime["generator"] = _local_generator(cfg, rat)
+        runtime["generator"] = local_generator(cfg, rat.get("model"))
     try:
-        source = build_source(source_options(rat), **runtime)
+        source = build_source(rat, **runtime)
         edits = edits_for_records(records)
         result = source.explain_report(records, edits)
     finally:
@@ -56,7 +48,7 @@ def run_rationalize(ctx: Context, out: Path) -> dict:
             runtime["generator"].close()
     summary = result.summary()
     failed = {f.id for f in result.failures}
-    if failed and rat.get("on_error", "fail") == "fail":
+    if failed and stage_opts.on_error == "fail":
         atomic_write_jsonl(out / "failures.jsonl", summary["failures"])
         result.raise_if_failed()
     kept = []

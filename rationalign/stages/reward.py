@@ -6,9 +6,9 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from rationalign.cfg_access import cache_dir
 from rationalign.io import atomic_write_json, atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir
 
 log = logging.getLogger("rationalign")
 
@@ -81,7 +81,8 @@ def run_reward(ctx: Context, out: Path) -> dict:
         model, tok = load_for_training(cfg.model, cache_dir(cfg), head="score")
         sub = "adapter" if g == "*" else f"adapter-{g}"
         stats = train_reward(model, tok, tr, he, template, cfg.reward.train, out / sub,
-                             max_length=max_length, seed=int(cfg.seed), tracking=cfg.tracking, device=cfg.device)
+                             max_length=max_length, seed=int(cfg.seed), tracking=cfg.tracking, device=cfg.device,
+                             loss_cfg=cfg.reward.loss)
         atomic_write_json(out / f"train_log{'' if g == '*' else '-' + g}.json", stats.pop("log_history"))
         outcomes += [{"id": p.id, "task": p.task, "source": p.source if p.source is not None else p.prompt,
                       "correct": c} for p, c in zip(he, stats.pop("heldout_correct"))]

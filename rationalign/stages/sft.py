@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rationalign.cfg_access import cache_dir
 from rationalign.data.records import load_records
 from rationalign.data.splits import labeled_files, load_split
 from rationalign.io import atomic_write_json
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, completion, layout, user_message, with_rationale
+from rationalign.stages.common import completion, layout, user_message, with_rationale
 
 log = logging.getLogger("rationalign")
 
@@ -56,7 +57,8 @@ def run_sft(ctx: Context, out: Path) -> dict:
     examples = sft_examples(cfg, records)
     model, tok = load_for_training(cfg.model, cache_dir(cfg))
     stats = train_sft(model, tok, examples, cfg.sft.train, out, max_length=int(cfg.model.max_length),
-                      seed=int(cfg.seed), layout=layout(cfg), tracking=cfg.tracking, device=cfg.device)
+                      seed=int(cfg.seed), layout=layout(cfg), tracking=cfg.tracking, device=cfg.device,
+                      loss_cfg=cfg.sft.loss)
     save_model(model, tok, out / "adapter", merge=bool(cfg.model.lora.merge))
     history = stats.pop("log_history")
     atomic_write_json(out / "train_log.json", history)

@@ -20,9 +20,10 @@ import json
 import sys
 from typing import Any
 
+from rationalign.cfg_access import cache_dir
 from rationalign.data.records import Record, load_records
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import cache_dir, completion, layout, user_message, with_rationale
+from rationalign.stages.common import completion, layout, user_message, with_rationale
 
 RULE = "=" * 100
 
@@ -69,7 +70,7 @@ def blocks_for(ctx: Context, tok, record: Record, rationale: str | None, rationa
                seq2seq: bool) -> list[dict[str, Any]]:
     """The strings one record puts before each model, each with a title and a token count."""
     from rationalign.edits import extract_edits
-    from rationalign.prompts import render_teacher
+    from rationalign.rationale.prompt import teacher_prompt
     from rationalign.training.reward import RMTemplate
 
     cfg = ctx.cfg
@@ -104,7 +105,7 @@ def blocks_for(ctx: Context, tok, record: Record, rationale: str | None, rationa
                 "text": rm_text, "tokens": count(rm_text)})
 
     edits = extract_edits([record.source], [record.target])[0]
-    teacher = render_teacher(cfg.prompts, cfg.task.specs[record.task], record.source, record.target, edits)
+    teacher = teacher_prompt(cfg.prompts, cfg.task)(record, edits)  # what the rationalize stage sends
     local = cfg.rationale.name == "local"
     if local:  # a local teacher is one of our models: its prompt is laid out like theirs
         teacher = lay.text(tok, teacher, seq2seq=seq2seq)
@@ -124,12 +125,10 @@ def run_show_prompts(ctx: Context, out=None) -> dict:
     """Print the exact prompt strings and their token counts for one record of each task; train nothing."""
     from rationalign.data.splits import load_split
     from rationalign.models import architecture, load_tokenizer
-    from rationalign.prompts import validate_prompts
 
     cfg = ctx.cfg
     if cfg.show_prompts.split not in ("labeled", "test"):
         raise ValueError(f"show_prompts.split={cfg.show_prompts.split}: expected labeled or test")
-    validate_prompts(cfg.prompts)
     records = pick_records(cfg, load_split(cfg, str(cfg.show_prompts.split)))
     missing = [t for t in cfg.task.names if not any(r.task == t for r in records)]
     tok = load_tokenizer(cfg.model, cache_dir(cfg))

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-LAYOUTS = ("plain", "chat")
+from rationalign.cfg_access import cfg_get
+from rationalign.prompt_config import LAYOUTS
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,6 @@ class Layout:
 
     @classmethod
     def from_cfg(cls, prompts_cfg: Any) -> Layout:
-        from rationalign.prompts import cfg_get
-
         chat = cfg_get(prompts_cfg, "chat") or {}
         system = cfg_get(chat, "system")
         return cls(str(cfg_get(prompts_cfg, "layout", "plain")), str(system) if system else None)

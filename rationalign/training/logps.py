@@ -23,14 +23,14 @@ def unwrap_parallel(model):
     return extract_model_from_parallel(model)
 
 
-def _unwrap(model):
+def unwrap_model(model):
     """The transformers model under any parallel wrapper and the PEFT wrapper."""
     inner = unwrap_parallel(model)
     return inner.get_base_model() if hasattr(inner, "get_base_model") else inner
 
 
 def _backbone_and_head(model):
-    inner = _unwrap(model)
+    inner = unwrap_model(model)
     return inner.get_decoder(), inner.get_output_embeddings()
 
 
@@ -54,7 +54,7 @@ def final_hidden_states(model, input_ids, attention_mask, position_ids=None):
     (training.shared_prompt), passed through as is."""
     import inspect
 
-    inner = _unwrap(model)
+    inner = unwrap_model(model)
     caught: dict = {}
 
     def hook(_module, _args, out):
@@ -75,7 +75,7 @@ def final_hidden_states(model, input_ids, attention_mask, position_ids=None):
 
 def is_seq2seq(model) -> bool:
     """True for encoder-decoder models (T5 family), also under a PEFT wrapper."""
-    return bool(getattr(getattr(_unwrap(model), "config", None), "is_encoder_decoder", False))
+    return bool(getattr(getattr(unwrap_model(model), "config", None), "is_encoder_decoder", False))
 
 
 def seq2seq_completion_logits(model, input_ids, attention_mask, labels):
@@ -86,7 +86,7 @@ def seq2seq_completion_logits(model, input_ids, attention_mask, labels):
     d_model**-0.5 output scaling when its embeddings are tied; any other encoder-decoder (whose head
     may add a bias, as BART's does) takes the full-logits path through its own forward.
     """
-    inner = _unwrap(model)
+    inner = unwrap_model(model)
     decoder_input_ids = inner.prepare_decoder_input_ids_from_labels(labels)  # shift right, -100 -> pad
     mask = labels != -100
     rows = torch.arange(labels.size(0), device=labels.device).unsqueeze(1).expand_as(labels)[mask]
@@ -136,7 +136,7 @@ def causal_completion_logits(model, input_ids, attention_mask, mask) -> torch.Te
     if is_sharded(model):
         return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1][mask].float()
     hidden = final_hidden_states(model, input_ids, attention_mask)
-    return _unwrap(model).get_output_embeddings()(hidden[:, :-1][mask]).float()
+    return unwrap_model(model).get_output_embeddings()(hidden[:, :-1][mask]).float()
 
 
 def sequence_logps(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:

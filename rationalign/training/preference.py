@@ -3,7 +3,8 @@
 Per step, the chosen responses, the rejected responses and (rdpo/rorpo) the preference rationales
 r | x, y_w > y_l are stacked into ONE batch and go through ONE backbone forward
 (``logps.sequence_logps``: LM head on completion positions only). The loss is looked up by name;
-this module never branches on the loss beyond "does it need a reference / rationale / rewards".
+this module never branches on the loss beyond what its registry entry declares (needs_reference,
+needs_rationale, needs_rewards: ``losses.LOSSES.entry(name)``); its options are ``LOSSES.typed(cfg.loss)``.
 
 Reference log-probs (dpo, rdpo) are computed once, before training, with no grad, and cached on
 disk keyed by sha256(model identity + tokenised data + max_length), so no reference model sits in
@@ -12,9 +13,8 @@ memory during training and reruns (sweeps over beta, resumed jobs) skip the pass
 
 from __future__ import annotations
 
-import enum
+import contextlib
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from rationalign.losses import LOSSES, PreferenceLogps, loss_hparams
+from rationalign.losses import LOSSES, PreferenceLogps, options
 from rationalign.training.chat import Layout, encode_pair
 from rationalign.training.logps import collate_completion, is_seq2seq, is_sharded, sequence_logps
 from rationalign.training.pairs_io import PrefPair
@@ -41,10 +41,6 @@ DEFAULT_RATIONALE_TEMPLATE = (
     "{prompt}\n\nResponse A:\n{chosen}\n\nResponse B:\n{rejected}\n\n"
     "Response A is better than Response B. Explain why."
 )
-
-# Losses whose formula has a rationale term / reward margin (the rest ignore those fields).
-RATIONALE_LOSSES = frozenset({"rdpo", "rorpo"})
-REWARD_MARGIN_LOSSES = frozenset({"mpo"})
 
 
 # ------------------------------------------------------------------------------------------ encoding
@@ -95,18 +91,6 @@ def collate_preference(features: list[dict], pad_id: int, *, seq2seq: bool = Fal
 
 
 # ------------------------------------------------------------------------------------------ loss
-def hparams_for(loss_name: str, loss_cfg: Any) -> dict:
-    """The keys of the loss config that the loss function accepts (the structured LossConfig carries
-    the union of all losses' knobs, e.g. lam for dpo, which dpo_loss must not receive)."""
-    fn = LOSSES[loss_name]
-    accepted = set(inspect.signature(fn).parameters) - {"batch"}
-    out = {}
-    for k, v in loss_hparams(loss_cfg).items():
-        if k in accepted and v is not None:
-            out[k] = v.value if isinstance(v, enum.Enum) else v
-    return out
-
-
 def make_loss_fn(loss_name: str, hparams: dict, *, logits_chunk: int = 0) -> Callable:
     fn = LOSSES[loss_name]
 
@@ -155,7 +139,7 @@ def compute_reference_logps(model, dataset: EncodedDataset, pad_id: int, *, batc
     order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
     s2s = is_seq2seq(model)
     out = torch.zeros(len(dataset), 2)
-    ctx = model.disable_adapter() if mode == "base" and hasattr(model, "disable_adapter") else _nullcontext()
+    ctx = model.disable_adapter() if mode == "base" and hasattr(model, "disable_adapter") else contextlib.nullcontext()
     try:
         with ctx:
             for k in range(0, len(order), batch_size):
@@ -169,14 +153,6 @@ def compute_reference_logps(model, dataset: EncodedDataset, pad_id: int, *, batc
     finally:
         model.train(was_training)
     return out
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def reference_cache_key(model_identity: Any, dataset: EncodedDataset, max_length: int, mode: str) -> str:
@@ -233,13 +209,14 @@ class PreferenceSetup:
 
 
 def setup_for(loss_cfg: Any) -> PreferenceSetup:
-    name = str(loss_cfg.name if hasattr(loss_cfg, "name") else loss_cfg["name"])
+    """The loss's options, typed and checked by its registry entry (an unknown key or a value out of
+    range is a ValueError naming loss.<key>), and what the entry declares its batches need."""
+    name = str(loss_cfg.get("name") if hasattr(loss_cfg, "get") else loss_cfg.name)
     if name not in LOSSES:
-        raise ValueError(f"loss.name={name!r} is not a preference loss; known: {sorted(LOSSES)}")
-    needs_ref = bool(getattr(loss_cfg, "needs_reference", None) if not isinstance(loss_cfg, dict)
-                     else loss_cfg.get("needs_reference", False))
-    return PreferenceSetup(name, hparams_for(name, loss_cfg), needs_ref, name in RATIONALE_LOSSES,
-                           name in REWARD_MARGIN_LOSSES)
+        raise ValueError(f"loss.name={name!r} is not a preference loss; known: {', '.join(LOSSES.names())}")
+    entry = LOSSES.entry(name)
+    return PreferenceSetup(name, options(LOSSES.typed(loss_cfg, name=name, where="loss")), entry.needs_reference,
+                           entry.needs_rationale, entry.needs_rewards)
 
 
 def build_preference_trainer(model, tokenizer, dataset: EncodedDataset, setup: PreferenceSetup, train_cfg: Any,
@@ -307,5 +284,5 @@ def train_preference(model, tokenizer, pairs: Sequence[PrefPair], user_messages:
 
 
 __all__ = ["DEFAULT_RATIONALE_TEMPLATE", "PreferenceSetup", "attach_reference", "build_preference_trainer",
-           "collate_preference", "compute_reference_logps", "encode_preference", "hparams_for", "make_loss_fn",
+           "collate_preference", "compute_reference_logps", "encode_preference", "make_loss_fn",
            "reference_cache_key", "reference_logps", "setup_for", "train_preference"]

@@ -1,4 +1,5 @@
-"""Reward model: a 1-logit sequence-classification head (+ LoRA) trained with Bradley-Terry.
+"""Reward model: a 1-logit sequence-classification head (+ LoRA) trained with the reward loss named by
+`reward.loss` (rationalign.losses.REWARD_LOSSES; bt: Bradley-Terry).
 
 The RM reads the paper's Table 7 template (``prompts.render_rm``: the task's Table 11 instruction, the
 source and the *suggestion only*), laid out as ``prompts.layout`` says (plain text, the paper's way, or
@@ -25,7 +26,7 @@ from typing import Any
 
 import torch
 
-from rationalign.losses import REWARD_LOSSES
+from rationalign.losses import REWARD_LOSSES, options
 from rationalign.training.chat import Layout, encoder_ids
 from rationalign.training.logps import is_seq2seq, pad_batch
 from rationalign.training.pairs_io import RMPair
@@ -59,7 +60,7 @@ class RMTemplate:
 
     @classmethod
     def from_cfg(cls, prompts_cfg: Any, task_cfg: Any) -> RMTemplate:
-        from rationalign.prompts import cfg_get
+        from rationalign.cfg_access import cfg_get
 
         specs = cfg_get(task_cfg, "specs") or {}
         return cls(rm_template=str(cfg_get(prompts_cfg, "rm_template")),
@@ -103,10 +104,23 @@ def _last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Ten
     return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
 
 
-def bt_loss_fn(model, inputs, num_items_in_batch=None):
-    scores = _last_token_scores(model, inputs["input_ids"], inputs["attention_mask"])
-    b = scores.size(0) // 2
-    return REWARD_LOSSES["bt"](scores[:b], scores[b:])
+def make_reward_loss_fn(loss_cfg: Any = None):
+    """(model, inputs, num_items_in_batch) -> (loss, metrics): the reward loss of the `reward.loss` node
+    (None: bt) on the scores of rows [0, B) (chosen) and [B, 2B) (rejected)."""
+    loss_cfg = loss_cfg if loss_cfg is not None else {"name": "bt"}
+    name = str(loss_cfg.get("name"))
+    fn = REWARD_LOSSES[name]
+    opts = options(REWARD_LOSSES.typed(loss_cfg, name=name, where="reward.loss"))
+
+    def loss_fn(model, inputs, num_items_in_batch=None):
+        scores = _last_token_scores(model, inputs["input_ids"], inputs["attention_mask"])
+        b = scores.size(0) // 2
+        return fn(scores[:b], scores[b:], **opts)
+
+    return loss_fn
+
+
+bt_loss_fn = make_reward_loss_fn()  # the Bradley-Terry loss with no options
 
 
 @torch.no_grad()
@@ -147,12 +161,12 @@ def split_heldout(pairs: Sequence[RMPair], fraction: float, seed: int) -> tuple[
 
 
 def build_reward_trainer(model, tokenizer, dataset: EncodedDataset, train_cfg: Any, out_dir: Path, *,
-                         seed: int, tracking: Any = None, device: str = "auto") -> LossTrainer:
+                         seed: int, tracking: Any = None, device: str = "auto", loss_cfg: Any = None) -> LossTrainer:
     args = training_arguments(train_cfg, out_dir, seed=seed, tracking=tracking, device=device)
     return LossTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
         data_collator=lambda feats: collate_rm(feats, tokenizer.pad_token_id),
-        loss_fn=bt_loss_fn, scaled_for_ga=False,  # BT loss is a batch mean: the Trainer divides by GA
+        loss_fn=make_reward_loss_fn(loss_cfg), scaled_for_ga=False,  # a batch mean: the Trainer divides by GA
     )
 
 
@@ -170,15 +184,16 @@ def ensure_head_trainable(model) -> None:
 
 def train_reward(model, tokenizer, train_pairs: Sequence[RMPair], heldout_pairs: Sequence[RMPair],
                  template: RMTemplate, train_cfg: Any, out_dir: Path, *, max_length: int, seed: int,
-                 tracking: Any = None, device: str = "auto") -> dict:
+                 tracking: Any = None, device: str = "auto", loss_cfg: Any = None) -> dict:
     """Train in place; returns loss statistics, held-out accuracy before and after training, and
-    whether the trained RM ranks each held-out pair right (heldout_correct, in heldout_pairs order)."""
+    whether the trained RM ranks each held-out pair right (heldout_correct, in heldout_pairs order).
+    loss_cfg: the `reward.loss` node (default: bt)."""
     ensure_head_trainable(model)
     s2s = is_seq2seq(model)
     train_ds = encode_rm_pairs(train_pairs, tokenizer, template, max_length, seq2seq=s2s)
     held_ds = encode_rm_pairs(heldout_pairs, tokenizer, template, max_length, seq2seq=s2s)
     trainer = build_reward_trainer(model, tokenizer, train_ds, train_cfg, out_dir, seed=seed, tracking=tracking,
-                                   device=device)
+                                   device=device, loss_cfg=loss_cfg)
     bs = int(train_cfg.batch_size) * 2
     before = pairwise_accuracy(trainer.model, tokenizer, held_ds, bs)
     stats = fit(trainer, out_dir)
@@ -276,5 +291,16 @@ class RewardScorer:
         return out
 
 
-__all__ = ["RMTemplate", "RewardScorer", "bt_loss_fn", "build_reward_trainer", "collate_rm", "encode_rm_pairs",
-           "pairwise_accuracy", "split_heldout", "train_reward", "write_meta"]
+__all__ = [
+    "RMTemplate",
+    "RewardScorer",
+    "bt_loss_fn",
+    "build_reward_trainer",
+    "collate_rm",
+    "encode_rm_pairs",
+    "make_reward_loss_fn",
+    "pairwise_accuracy",
+    "split_heldout",
+    "train_reward",
+    "write_meta",
+]

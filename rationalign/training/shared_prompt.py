@@ -20,13 +20,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rationalign.training.logps import _unwrap, final_hidden_states
+from rationalign.training.logps import final_hidden_states, unwrap_model
 
 
 def supports_block_mask(model) -> bool:
     """Eager and SDPA attention take a prepared 4D mask as is; flash-attention kernels ignore it (they
     would let the completions see each other), so those models keep the unpacked rows."""
-    impl = getattr(getattr(_unwrap(model), "config", None), "_attn_implementation", None)
+    impl = getattr(getattr(unwrap_model(model), "config", None), "_attn_implementation", None)
     return impl in ("eager", "sdpa")
 
 
@@ -110,7 +110,7 @@ def packed_sequence_logps(model, batch: dict, *, logits_chunk: int = 0) -> tuple
     additive.masked_fill_(~allowed, torch.finfo(dtype).min)
     hidden = final_hidden_states(model, batch["packed_ids"], additive, position_ids=batch["packed_pos"])
     h = hidden[batch["pred_row"], batch["pred_pos"]]
-    logp = completion_logps(_unwrap(model).get_output_embeddings(), h, batch["pred_target"], logits_chunk)
+    logp = completion_logps(unwrap_model(model).get_output_embeddings(), h, batch["pred_target"], logits_chunk)
     n_out, out = int(batch["n_out"]), batch["pred_out"]
     sums = torch.zeros(n_out, dtype=logp.dtype, device=logp.device).index_add(0, out, logp)
     lens = torch.zeros(n_out, dtype=logp.dtype, device=logp.device).index_add(0, out, torch.ones_like(logp))

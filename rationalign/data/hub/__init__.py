@@ -3,7 +3,7 @@
 conf/data/hub.yaml names every dataset with a pinned revision; `build` converts and samples them
 once per configuration into a content-addressed cache (rationalign/data/hub/build.py), and the
 splits are read from there. Sets that are not public on the hub (GYAFC, and CoNLL-2014 / WNC where
-no hub copy is named) come from local files. rationalign.data.readers.configured routes
+no hub copy is named) come from local files. rationalign.data.configured routes
 data.format=hub here.
 """
 

@@ -30,9 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rationalign.data.hub.convert import CONVERTERS, OWN_INSTRUCTION
 from rationalign.data.hub.spec import HubConfig, HubDataset, SourceSpec, parse_hub
-from rationalign.data.readers._common import LoadResult
-from rationalign.data.readers.configured import DataConfigError
-from rationalign.data.records import Record, RecordError, load_records, save_records
+from rationalign.data.readers.common import LoadResult
+from rationalign.data.records import DataConfigError, Record, RecordError, load_records, save_records
 from rationalign.io import atomic_write_json, sha256_file, sha256_json
 
 log = logging.getLogger("rationalign")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from rationalign.data.readers._common import DEFAULT_INSTRUCTIONS, LoadResult, require_text
 from rationalign.data.readers.coedit import COEDIT_TASK_ALIASES, split_instruction
+from rationalign.data.readers.common import DEFAULT_INSTRUCTIONS, LoadResult, require_text
 from rationalign.data.records import Record, RecordError
 
 Converter = Callable[..., LoadResult]

@@ -21,8 +21,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rationalign.data.hub.convert import CONVERTERS
-from rationalign.data.readers._common import TASKS
-from rationalign.data.readers.configured import DataConfigError
+from rationalign.data.records import DataConfigError
+from rationalign.data.tasks import TASKS
 
 TOP_KEYS = {"cache", "seed", "labeled_per_task", "unlabeled_per_task", "per_task", "exclude_test_sources",
             "local_root", "datasets", "train", "unlabeled_extra", "test"}

@@ -12,24 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rationalign.data.readers._common import DEFAULT_INSTRUCTIONS, TASKS, LoadResult
 from rationalign.data.readers.aligned import read_aligned, read_gyafc
 from rationalign.data.readers.coedit import read_coedit, split_instruction
-from rationalign.data.readers.configured import load_configured_split as load_configured_split
+from rationalign.data.readers.common import DEFAULT_INSTRUCTIONS, LoadResult
 from rationalign.data.readers.hub import load_hub
 from rationalign.data.readers.iterater import read_iterater
-from rationalign.data.readers.m2 import apply_edits, parse_m2, read_m2
+from rationalign.data.readers.m2 import read_m2
 from rationalign.data.readers.tabular import read_stsb, read_wnc
 from rationalign.data.records import RecordError, load_records
 
 __all__ = [
+    "ALIGNED_FORMATS",
     "DEFAULT_INSTRUCTIONS",
     "FORMATS",
-    "TASKS",
     "LoadResult",
-    "apply_edits",
     "load_hub",
-    "parse_m2",
     "read_aligned",
     "read_coedit",
     "read_dataset",
@@ -39,6 +36,7 @@ __all__ = [
     "read_records",
     "read_stsb",
     "read_wnc",
+    "reader_for",
     "split_instruction",
 ]
 
@@ -58,8 +56,17 @@ _SINGLE_FILE: dict[str, Callable[..., LoadResult]] = {
     "m2": read_m2, "iterater": read_iterater, "stsb": read_stsb, "wnc": read_wnc,
     "gyafc": read_gyafc, "coedit": read_coedit, "records": read_records, "jsonl": read_records,
 }
-_ALIGNED = ("aligned", "lines", "asset", "turk", "turkcorpus", "jfleg")
-FORMATS = tuple(sorted([*_SINGLE_FILE, *_ALIGNED, "hub"]))
+ALIGNED_FORMATS = ("aligned", "lines", "asset", "turk", "turkcorpus", "jfleg")
+FORMATS = tuple(sorted([*_SINGLE_FILE, *ALIGNED_FORMATS, "hub"]))
+
+
+def reader_for(format: str) -> Callable[..., LoadResult]:
+    """The function that reads `format` (its signature lists the format's options)."""
+    if format == "hub":
+        return load_hub
+    if format in ALIGNED_FORMATS:
+        return read_aligned
+    return _SINGLE_FILE[format]
 
 
 def read_dataset(format: str, *paths: str | Path, task: str | None = None, **opts) -> LoadResult:
@@ -74,7 +81,7 @@ def read_dataset(format: str, *paths: str | Path, task: str | None = None, **opt
         if len(paths) != 1 or task is None:
             raise ValueError("format 'hub' takes one dataset name and task=")
         return load_hub(str(paths[0]), task=task, **opts)
-    if fmt in _ALIGNED:
+    if fmt in ALIGNED_FORMATS:
         if task is None:
             raise ValueError(f"format {fmt!r} needs task= (line-aligned files do not name their task)")
         refs = opts.pop("refs", None)

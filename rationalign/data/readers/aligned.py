@@ -9,7 +9,7 @@ import glob as globmod
 from collections.abc import Sequence
 from pathlib import Path
 
-from rationalign.data.readers._common import (
+from rationalign.data.readers.common import (
     LoadResult,
     check_task,
     default_prefix,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from rationalign.data.readers._common import TASKS, LoadResult, default_prefix, require_text
+from rationalign.data.readers.common import LoadResult, default_prefix, require_text
 from rationalign.data.records import Record, RecordError
+from rationalign.data.tasks import TASKS
 from rationalign.io import iter_jsonl
 
 # CoEdIT's own task names -> ours.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rationalign.data.readers._common import LoadResult, check_task, instruction_for
+from rationalign.data.readers.common import LoadResult, check_task, instruction_for
 from rationalign.data.records import Record, RecordError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rationalign.data.readers._common import (
+from rationalign.data.readers.common import (
     LoadResult,
     check_task,
     default_prefix,

@@ -7,7 +7,7 @@ import io
 import math
 from pathlib import Path
 
-from rationalign.data.readers._common import (
+from rationalign.data.readers.common import (
     LoadResult,
     check_task,
     default_prefix,

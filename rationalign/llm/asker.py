@@ -18,37 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rationalign.io import sha256_json
-from rationalign.rationale.client import ChatClient, ChatError
-from rationalign.rationale.client import EndpointConfig as ChatEndpoint
-from rationalign.rationale.teacher import ResponseCache
+from rationalign.llm.cache import ResponseCache
+from rationalign.llm.client import ChatClient, ChatError, EndpointConfig, client_for, messages_for
 
 log = logging.getLogger(__name__)
-
-_SECRET_KEYS = ("api_key", "key", "token", "secret")
-
-
-@dataclass
-class EndpointConfig(ChatEndpoint):
-    cache_dir: str | None = None  # null: no cache
-    system_prompt: str | None = None
-    parse_retries: int = 2        # re-asks after an unparseable answer (bounded; never guessed)
-    progress: bool = False
-
-
-def check_options(where: str, options: Mapping[str, Any], cls: type) -> None:
-    """One-line errors for unknown or secret-looking keys, naming `<where>.<key>`."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in options:
-        if key in _SECRET_KEYS:
-            raise ValueError(f"{where}.{key}: secrets are never read from config; put the key in an environment "
-                             f"variable and name that variable in {where}.api_key_env")
-        if key not in known:
-            raise ValueError(f"{where}.{key}: unknown option (known: {sorted(known)})")
-
-
-def endpoint_of(cfg: Any) -> EndpointConfig:
-    """The EndpointConfig fields of any config object carrying them."""
-    return EndpointConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(EndpointConfig)})
 
 
 _FIELD = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -94,21 +67,21 @@ class Answer:
 
 
 class Asker:
-    def __init__(self, config: EndpointConfig, client: ChatClient | None = None) -> None:
+    """`parse_retries`: re-asks after an unparseable answer (bounded; never guessed). The configs
+    that use an Asker (judge, pair_rationale=teacher) declare it beside their EndpointConfig."""
+
+    def __init__(self, config: EndpointConfig, client: ChatClient | None = None, *, parse_retries: int = 2) -> None:
         c = self.config = config
+        self.parse_retries = int(parse_retries)
         if c.concurrency < 1:
             raise ValueError(f"concurrency: must be >= 1, got {c.concurrency}")
-        if c.parse_retries < 0:
-            raise ValueError(f"parse_retries: must be >= 0, got {c.parse_retries}")
-        self.client = client or ChatClient(
-            c.base_url, c.model, api_key_env=c.api_key_env, temperature=c.temperature, max_tokens=c.max_tokens,
-            timeout_s=c.timeout_s, max_retries=c.max_retries, backoff_base_s=c.backoff_base_s,
-            backoff_max_s=c.backoff_max_s)
+        if self.parse_retries < 0:
+            raise ValueError(f"parse_retries: must be >= 0, got {self.parse_retries}")
+        self.client = client or client_for(c)
         self.cache = ResponseCache(c.cache_dir) if c.cache_dir else None
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
-        sys_msg = [{"role": "system", "content": self.config.system_prompt}] if self.config.system_prompt else []
-        return sys_msg + [{"role": "user", "content": prompt}]
+        return messages_for(self.config, prompt)
 
     def _key(self, messages: list[dict[str, str]], sample: int) -> str:
         return sha256_json({"model": self.config.model, "temperature": self.config.temperature,
@@ -130,7 +103,7 @@ class Asker:
     def ask_one(self, q: Question, parse: Callable[[str], Any], repair: str) -> Answer:
         ans = Answer(q.key, q.prompt, q.sample)
         messages = self._messages(q.prompt)
-        for attempt in range(self.config.parse_retries + 1):
+        for _attempt in range(self.parse_retries + 1):
             try:
                 raw, cached = self._complete(messages, q.sample)
             except ChatError as e:  # already retried by the client; the key is scrubbed from e

@@ -8,10 +8,17 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rationalign.judge.asker import Asker, Question, fill
-from rationalign.pair_rationale.config import PairRationaleConfig
-from rationalign.pair_rationale.template import template_rationales
-from rationalign.pair_rationale.views import PairView
+from rationalign.llm.asker import Asker, Question, fill
+from rationalign.rationale.file import load_rationales
+from rationalign.rationale.pairs.config import (
+    PAIR_SOURCES,
+    PairFileConfig,
+    PairLocalConfig,
+    PairTeacherConfig,
+    PairTemplateConfig,
+)
+from rationalign.rationale.pairs.template import template_rationales
+from rationalign.rationale.pairs.views import PairView
 from rationalign.rationale.prompt import clean_output
 
 log = logging.getLogger(__name__)
@@ -21,20 +28,20 @@ Result = tuple[list[str | None], dict[int, str], list[dict]]
 REPAIR = "Your answer was empty. Please write the explanation now, in plain sentences."
 
 
-def generation_prompts(pc: PairRationaleConfig, views: Sequence[PairView]) -> list[str]:
+def generation_prompts(pc: PairTeacherConfig, views: Sequence[PairView]) -> list[str]:
     """The LLM's prompt per pair, in the pair's order; ablation=opposite asks for the rejected one."""
     tpl = pc.general_prompt if pc.style == "general" else pc.detailed_prompt
     return [fill(tpl, v.values(opposite=pc.ablation == "opposite")) for v in views]
 
 
-def from_template(pc: PairRationaleConfig, views: Sequence[PairView], **_: Any) -> Result:
+@PAIR_SOURCES.register("template", config=PairTemplateConfig)
+def from_template(pc: PairTemplateConfig, views: Sequence[PairView], **_: Any) -> Result:
     texts = template_rationales(views, opposite=pc.ablation == "opposite", max_edits=pc.max_edits)
     return list(texts), {}, []
 
 
-def from_file(pc: PairRationaleConfig, views: Sequence[PairView], **_: Any) -> Result:
-    from rationalign.rationale.file import load_rationales
-
+@PAIR_SOURCES.register("file", config=PairFileConfig)
+def from_file(pc: PairFileConfig, views: Sequence[PairView], **_: Any) -> Result:
     table = load_rationales(pc.path, pc.id_field, pc.field)
     out: list[str | None] = []
     failed: dict[int, str] = {}
@@ -48,8 +55,9 @@ def from_file(pc: PairRationaleConfig, views: Sequence[PairView], **_: Any) -> R
     return out, failed, []
 
 
-def from_teacher(pc: PairRationaleConfig, views: Sequence[PairView], asker: Asker | None = None, **_: Any) -> Result:
-    asker = asker or Asker(pc)
+@PAIR_SOURCES.register("teacher", config=PairTeacherConfig)
+def from_teacher(pc: PairTeacherConfig, views: Sequence[PairView], asker: Asker | None = None, **_: Any) -> Result:
+    asker = asker or Asker(pc, parse_retries=pc.parse_retries)
     prompts = generation_prompts(pc, views)
     answers = asker.ask_all([Question(v.id, p) for v, p in zip(views, prompts)],
                             lambda t: clean_output(t, pc.strip_prefix) or None, REPAIR, desc="pair rationales")
@@ -59,7 +67,8 @@ def from_teacher(pc: PairRationaleConfig, views: Sequence[PairView], asker: Aske
                           "cached": a.cached, "error": a.error} for a in answers]
 
 
-def from_local(pc: PairRationaleConfig, views: Sequence[PairView], generator: Any = None, **_: Any) -> Result:
+@PAIR_SOURCES.register("local", config=PairLocalConfig)
+def from_local(pc: PairLocalConfig, views: Sequence[PairView], generator: Any = None, **_: Any) -> Result:
     if generator is None or not callable(getattr(generator, "generate", None)):
         raise ValueError("pair_rationale=local needs a generator with .generate(prompts, **sampling)")
     prompts = generation_prompts(pc, views)
@@ -80,8 +89,5 @@ def from_local(pc: PairRationaleConfig, views: Sequence[PairView], generator: An
     return out, failed, audit
 
 
-SOURCES = {"template": from_template, "file": from_file, "teacher": from_teacher, "local": from_local}
-
-
-def generate(pc: PairRationaleConfig, views: Sequence[PairView], **runtime: Any) -> Result:
-    return SOURCES[pc.name](pc, views, **runtime)
+def generate(pc: PairTemplateConfig, views: Sequence[PairView], **runtime: Any) -> Result:
+    return PAIR_SOURCES.get(pc.name)(pc, views, **runtime)

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 
 from rationalign.io import sha256_json
-from rationalign.judge.asker import fill
+from rationalign.llm.asker import fill
 
 
 @dataclass

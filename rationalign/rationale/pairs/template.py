@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from rationalign.edits import Edit
-from rationalign.pair_rationale.views import PairView
-from rationalign.rationale.template import _task_key, edit_reason
+from rationalign.rationale.pairs.views import PairView
+from rationalign.rationale.template import edit_reason, task_key
 
 EditsFn = Callable[[Sequence[str], Sequence[str]], list[list[Edit]]]
 
@@ -28,7 +28,7 @@ def source_relative(ew: Sequence[Edit], el: Sequence[Edit], task: str, instructi
 
     kw, kl = {key(e) for e in ew}, {key(e) for e in el}
     l_by_span = {(e.o_start, e.o_end): e for e in el if key(e) not in kw}
-    verb = "corrects" if _task_key(task, instruction) == "gec" else "changes"
+    verb = "corrects" if task_key(task, instruction) == "gec" else "changes"
     out, covered = [], set()
     for e in ew:
         if key(e) in kl:

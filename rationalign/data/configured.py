@@ -41,8 +41,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from rationalign.data.readers._common import TASKS, LoadResult
-from rationalign.data.records import Record, RecordError
+from rationalign.cfg_access import cfg_get
+from rationalign.data import readers
+from rationalign.data.hub import hub_files, hub_specs, read_split
+from rationalign.data.readers.common import LoadResult
+from rationalign.data.records import DataConfigError, Record, RecordError
+from rationalign.data.tasks import TASKS
 
 log = logging.getLogger("rationalign")
 
@@ -50,13 +54,8 @@ SPLIT_KEYS = ("labeled", "unlabeled", "test")
 ALL = "all"  # task key for a multi-task file (records, coedit, iterater): the reader assigns tasks
 _MULTI_TASK = ("records", "jsonl", "coedit", "iterater")
 _OWN_INSTRUCTION = ("records", "jsonl", "coedit")  # formats whose rows carry their instruction
-_ALIGNED = ("aligned", "lines", "asset", "turk", "turkcorpus", "jfleg")
 _INPUT_KEYS = ("path", "source", "refs", "name")
 _COMMON_KEYS = ("format", "column", "instruction", *_INPUT_KEYS)
-
-
-class DataConfigError(ValueError):
-    """A data.local / data.hub spec that cannot be read; the message starts with its config key."""
 
 
 @dataclass
@@ -89,8 +88,6 @@ def configured_specs(cfg: DictConfig, split: str, tasks: list[str] | None = None
     """(config key, task, spec) for every spec of `split` (selected tasks only unless `tasks`
     is given), validated for shape; `root` already applied to relative paths."""
     if cfg.data.format == "hub":  # the hub build has its own spec layout (rationalign/data/hub)
-        from rationalign.data.hub import hub_specs
-
         return hub_specs(cfg, split, tasks)
     fmt_node, data = _node(cfg)
     base = f"data.{fmt_node}.{split}"
@@ -121,14 +118,14 @@ def _check_spec(key: str, task: str, spec: Any, node: str, root: str | None) -> 
     spec = dict(spec)
     fmt = str(spec.get("format") or ("hub" if node == "hub" else "")).lower()
     if not fmt:
-        raise DataConfigError(f"{key}.format: required (one of {list(_formats())})")
-    if fmt not in _formats():
-        raise DataConfigError(f"{key}.format: unknown format {fmt!r}; expected one of {list(_formats())}")
+        raise DataConfigError(f"{key}.format: required (one of {list(readers.FORMATS)})")
+    if fmt not in readers.FORMATS:
+        raise DataConfigError(f"{key}.format: unknown format {fmt!r}; expected one of {list(readers.FORMATS)}")
     spec["format"] = fmt
     if task == ALL and fmt not in _MULTI_TASK:
         raise DataConfigError(f"{key}: format {fmt!r} does not name its records' tasks; "
                               f"put it under a task key ({', '.join(_MULTI_TASK)} may use '{ALL}')")
-    need = ("name", "split") if fmt == "hub" else ("source", "refs") if fmt in _ALIGNED else ("path",)
+    need = ("name", "split") if fmt == "hub" else ("source", "refs") if fmt in readers.ALIGNED_FORMATS else ("path",)
     for k in need:
         if spec.get(k) in (None, "", []):
             raise DataConfigError(f"{key}.{k}: required for format {fmt!r}")
@@ -148,25 +145,9 @@ def _check_spec(key: str, task: str, spec: Any, node: str, root: str | None) -> 
     return spec
 
 
-def _formats() -> tuple[str, ...]:
-    from rationalign.data import readers
-
-    return readers.FORMATS
-
-
-def _reader(fmt: str):
-    from rationalign.data import readers
-
-    if fmt == "hub":
-        return readers.load_hub
-    if fmt in _ALIGNED:
-        return readers.read_aligned
-    return readers._SINGLE_FILE[fmt]
-
-
 def _reader_params(fmt: str) -> set[str] | None:
     """Keyword options the format's reader accepts (None: it takes any, e.g. hub load kwargs)."""
-    params = inspect.signature(_reader(fmt)).parameters
+    params = inspect.signature(readers.reader_for(fmt)).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return None
     skip = {"path", "source", "refs", "name"}
@@ -184,7 +165,7 @@ def _check_files(key: str, spec: dict) -> None:
     fmt = spec["format"]
     if fmt == "hub":
         return
-    fields = ("source", "refs") if fmt in _ALIGNED else ("path",)
+    fields = ("source", "refs") if fmt in readers.ALIGNED_FORMATS else ("path",)
     for k in fields:
         values = spec[k] if isinstance(spec[k], list) else [spec[k]]
         for i, v in enumerate(values):
@@ -200,8 +181,6 @@ def configured_files(cfg: DictConfig, splits: tuple[str, ...] = SPLIT_KEYS) -> l
     """Every input file the data=local config names (selected tasks, all splits; globs expanded,
     GYAFC folders listed), for hashing into stage keys. data=hub: its converted, cached records."""
     if cfg.data.format == "hub":
-        from rationalign.data.hub import hub_files
-
         return hub_files(cfg)
     files: list[str] = []
     for split in splits:
@@ -222,7 +201,7 @@ def configured_files(cfg: DictConfig, splits: tuple[str, ...] = SPLIT_KEYS) -> l
 
 def _columns(tspec: Any) -> list[str]:
     try:
-        col = _get(tspec, "column")
+        col = cfg_get(tspec, "column")
     except MissingMandatoryValue:  # `column: ???` in the task spec
         return []
     if col is None:
@@ -232,15 +211,9 @@ def _columns(tspec: Any) -> list[str]:
     return [col] if isinstance(col, str) else [str(c) for c in col]
 
 
-def _get(node: Any, key: str) -> Any:
-    if node is None:
-        return None
-    return node.get(key) if isinstance(node, dict) or OmegaConf.is_config(node) else getattr(node, key, None)
 
 
 def _read_one(key: str, task: str, spec: dict, prefix: str | None, selected: list[str]) -> LoadResult:
-    from rationalign.data import readers
-
     fmt = spec["format"]
     opts = {k: v for k, v in spec.items() if k not in _COMMON_KEYS}
     accepted = _reader_params(fmt)
@@ -261,7 +234,7 @@ def _read_one(key: str, task: str, spec: dict, prefix: str | None, selected: lis
         task_arg = task
     if fmt == "hub":
         args: tuple = (spec["name"],)
-    elif fmt in _ALIGNED:
+    elif fmt in readers.ALIGNED_FORMATS:
         args = (spec["source"],)
         opts["refs"] = spec["refs"]
     else:
@@ -291,7 +264,7 @@ def _finish(key: str, task: str, spec: dict, records: list[Record], task_specs: 
     from rationalign.prompts import choose_instruction
 
     for r in records:
-        tspec = _get(task_specs, r.task)
+        tspec = cfg_get(task_specs, r.task)
         cols = _columns(tspec)
         column = spec.get("column")
         if column is not None:
@@ -312,8 +285,6 @@ def read_configured_split(cfg: DictConfig, split: str) -> SplitResult:
     if split not in SPLIT_KEYS:
         raise ValueError(f"unknown split '{split}' (expected one of {SPLIT_KEYS})")
     if cfg.data.format == "hub":
-        from rationalign.data.hub import read_split
-
         records, manifest = read_split(cfg, split)
         nodes = ("test",) if split == "test" else ("train", "unlabeled_extra") if split == "unlabeled" else ("train",)
         dropped = {k: v for k, v in manifest["dropped"].items() if k.split(".")[2] in nodes}
@@ -349,7 +320,7 @@ def read_configured_split(cfg: DictConfig, split: str) -> SplitResult:
 
 
 def load_configured_split(cfg: DictConfig, split: str) -> list[Record]:
-    """The records of `split` (rationalign.data.splits.load_split's hook for data=local/hub);
+    """The records of `split` (rationalign.data.splits.load_split reads this for data=local/hub);
     drop counts stay in `last_loaded[split].dropped`."""
     result = read_configured_split(cfg, split)
     last_loaded[split] = result

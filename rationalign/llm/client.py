@@ -1,6 +1,7 @@
 """A small client for any OpenAI-compatible /chat/completions endpoint (OpenAI, vLLM serve,
-llama.cpp server, TGI, ...), with retries. Stdlib only, so it adds no dependency; the teacher
-rationale source and the LLM-judge stage both use it.
+llama.cpp server, TGI, ...), with retries, and the one EndpointConfig that says where it points.
+Stdlib only, so it adds no dependency; the teacher rationale source, the teacher pair-rationale
+source and the LLM-judge stage all use it.
 
 The API key is read from the environment variable named by `api_key_env`, sent only in the
 Authorization header, and scrubbed from every error message this module produces.
@@ -31,8 +32,8 @@ _RETRY_STATUS = {408, 409, 425, 429}  # plus every 5xx
 
 @dataclass
 class EndpointConfig:
-    """Where and how to call an OpenAI-compatible chat-completions endpoint (teacher, judge,
-    pair-rationale sources share it)."""
+    """Where and how to call an OpenAI-compatible chat-completions endpoint: the options every LLM
+    caller shares (rationale=teacher, pair_rationale=teacher, judge), each adding its own beside them."""
 
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
@@ -47,6 +48,22 @@ class EndpointConfig:
     # Circuit breaker: this many requests in a row failing to connect end the stage with one line
     # (a dead endpoint otherwise costs retries x records); 0 = off.
     max_consecutive_connection_failures: int = checked(5, ge=0)
+    cache_dir: str | None = None  # answers on disk, keyed by sha256(model, temperature, messages); null: none
+    system_prompt: str | None = None
+    progress: bool = False
+
+
+def client_for(c: EndpointConfig) -> ChatClient:
+    """The ChatClient an EndpointConfig describes."""
+    return ChatClient(c.base_url, c.model, api_key_env=c.api_key_env, temperature=c.temperature,
+                      max_tokens=c.max_tokens, timeout_s=c.timeout_s, max_retries=c.max_retries,
+                      backoff_base_s=c.backoff_base_s, backoff_max_s=c.backoff_max_s)
+
+
+def messages_for(c: EndpointConfig, prompt: str) -> list[dict[str, str]]:
+    """The conversation for one prompt: the configured system turn (if any), then the prompt."""
+    return ([{"role": "system", "content": c.system_prompt}] if c.system_prompt else []) + [
+        {"role": "user", "content": prompt}]
 
 
 class ChatError(RuntimeError):

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rationalign.data.records import Record, RecordError
+from rationalign.data.tasks import TASKS
 from rationalign.io import read_text_located
-
-TASKS = ("gec", "fluency", "clarity", "coherence", "paraphrase", "neutralization",
-         "simplification", "formality")
 
 # CoEdIT-style plain instructions; callers pass their own (e.g. the paper's Table 12 templates).
 DEFAULT_INSTRUCTIONS = {
