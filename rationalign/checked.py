@@ -1,4 +1,5 @@
-"""`checked(...)`: a dataclass field with its allowed range or values beside it, and the check itself.
+"""`checked(...)`: a dataclass field with its allowed range or values beside it, and the check itself;
+the one wording of an unknown-key error.
 
 Below rationalign.config so that component modules (losses, rationale sources, LLM endpoints) can
 declare their typed options without importing the root schema (and Hydra) it pulls in.
@@ -37,3 +38,14 @@ def range_error(key: str, value: Any, meta: dict) -> str | None:
             want = " and ".join(f"{s} {meta[n]}" for n, s, _ in bounds if n in meta)
             return f"{key}={value}: out of range (must be {want})"
     return None
+
+
+def unknown_key_error(dotted: str, known: list[str], label: str = "") -> str:
+    """`<dotted>: unknown key` with the known keys that start alike, or all of them."""
+    key = dotted.rsplit(".", 1)[-1]
+    close = [k for k in known if k.startswith(key[:3])]
+    if close:
+        hint = f" (did you mean {', '.join(close)}?)"
+    else:
+        hint = f" (known: {', '.join(sorted(known))})" if known else " (it takes no options)"
+    return f"{dotted}: unknown key{label}{hint}"

@@ -14,7 +14,11 @@ from typing import Any, Optional, get_type_hints
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from rationalign.checked import checked, range_error  # checked: also imported from here by older callers
+from rationalign.checked import (  # checked: also imported from here by older callers
+    checked,
+    range_error,
+    unknown_key_error,
+)
 from rationalign.prompt_config import PromptsConfig
 
 
@@ -31,10 +35,7 @@ def schema_errors(node: Any, schema: type | None = None, prefix: str = "") -> li
             continue
         dotted = f"{prefix}{key}"
         if key not in fields:
-            close = [k for k in fields if k.startswith(str(key)[:3])]
-            known = f" (known: {', '.join(sorted(fields))})" if fields else " (it takes no options)"
-            hint = f" (did you mean {', '.join(close)}?)" if close else known
-            errors.append(f"{dotted}: unknown key{hint}")
+            errors.append(unknown_key_error(dotted, list(fields)))
             continue
         f = fields[key]
         value = OmegaConf.select(node, str(key), throw_on_missing=False)

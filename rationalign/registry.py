@@ -80,13 +80,12 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         return self.entry(name).obj
 
-    def typed(self, node: Any, *, name: str | None = None, where: str | None = None) -> Any:
+    def typed(self, node: Any, *, name: str | None = None, where: str | None = None, label: str = "") -> Any:
         """The entry's dataclass built from `node` (a DictConfig/dict holding `name` and the options),
-        after checking unknown keys, types and ranges. Raises ValueError with one line per problem."""
+        checked by typed_options.typed_options (the one option checker). Raises ValueError naming every problem."""
         from omegaconf import OmegaConf
-        from omegaconf.errors import OmegaConfBaseException
 
-        from rationalign.config import schema_errors
+        from rationalign.typed_options import typed_options
 
         name = name if name is not None else cfg_get(node, "name")
         where = where or self.group or self.kind
@@ -95,19 +94,7 @@ class Registry(Generic[T]):
             return None
         values = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node or {})
         values = {k: v for k, v in values.items() if k != "name"}
-        known = {f.name for f in dataclasses.fields(entry.config)}
-        unknown = {k: v for k, v in values.items() if k not in known}
-        errors = schema_errors(OmegaConf.create(unknown), entry.config, prefix=f"{where}.") if unknown else []
-        if not errors:
-            try:  # types (and conversions such as "0.1" -> 0.1) by OmegaConf against the dataclass
-                merged = OmegaConf.merge(OmegaConf.structured(entry.config), values)
-            except OmegaConfBaseException as e:  # ValidationError and friends name the key in their first line
-                key = getattr(e, "full_key", None) or "?"
-                raise ValueError(f"{where}={name}: {where}.{key}: {str(e).splitlines()[0]}") from None
-            errors = schema_errors(merged, entry.config, prefix=f"{where}.")  # checked() ranges
-        if errors:
-            raise ValueError(f"{where}={name}: " + "; ".join(errors))
-        return OmegaConf.to_object(merged)
+        return typed_options(entry.config, values, where, label=label, prefix=f"{where}={name}: ")
 
     def build(self, node: Any, *, name: str | None = None, where: str | None = None, **runtime: Any) -> Any:
         """entry.obj(**typed options, **runtime): the options reach the component as keyword arguments,

@@ -1,7 +1,7 @@
-"""A component's options (a config node) -> its typed dataclass, with one-line errors naming
-`<where>.<key>`: a secret-bearing key, an unknown key, a wrong type, a value out of its `checked`
-range. Used by every component group whose options are checked against the chosen entry's
-dataclass: rationale, pair_rationale and judge (their entries sit in a `Registry`)."""
+"""The one checker of a component's options: a config node -> the entry's typed dataclass, with
+one-line errors naming `<where>.<key>`: a secret-bearing key, an unknown key (with a "did you
+mean"), a wrong type, a value out of its `checked` range. `Registry.typed` calls it for every
+component kind (losses, rationale and pair-rationale sources, judge, ...)."""
 
 from __future__ import annotations
 
@@ -9,36 +9,36 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from rationalign.checked import unknown_key_error
 from rationalign.secrets import is_secret_key, secret_key_error
 
 
-def check_keys(where: str, options: Mapping[str, Any], cls: type, label: str = "") -> None:
-    """Refuse secret-bearing and unknown keys, naming the first one (`label`: e.g. " for source 'x'")."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in options:
-        if is_secret_key(key):
-            raise ValueError(secret_key_error(where, key))
-        if key not in known:
-            raise ValueError(f"{where}.{key}: unknown option{label} (known: {sorted(known)})")
-
-
-def typed_options(cls: type, options: Mapping[str, Any], where: str, label: str = "") -> Any:
-    """cls(**options) after check_keys, each value checked against its annotation by OmegaConf
-    (`temperature=hot` is an error naming `<where>.temperature`, not a crash mid-stage) and against
-    the field's `checked` range. A '???' value stays as it is, for the component to report."""
+def typed_options(cls: type, options: Mapping[str, Any], where: str, label: str = "", prefix: str = "") -> Any:
+    """cls(**options), after refusing secret-bearing and unknown keys and checking each value against
+    its annotation by OmegaConf (`temperature=hot` names `<where>.temperature`, not a crash
+    mid-stage) and against the field's `checked` range. Raises ValueError with every problem, `; `
+    joined, after `prefix` (e.g. "loss=mpo: "). `label` follows "unknown key" (e.g. " for source 'x'").
+    A '???' value stays as it is, for the component to report."""
     from omegaconf import OmegaConf
-    from omegaconf.errors import ValidationError
+    from omegaconf.errors import OmegaConfBaseException
 
     from rationalign.config import schema_errors
 
-    check_keys(where, options, cls, label)
-    try:
-        node = OmegaConf.merge(OmegaConf.structured(cls), dict(options))
-    except ValidationError as e:
-        key = getattr(e, "full_key", None) or "?"
-        raise ValueError(f"{where}.{key}={getattr(e, 'value', None)!s}: wrong type "
-                         f"({str(e).splitlines()[0]})") from None
-    errors = schema_errors(node, cls, prefix=f"{where}.")
+    known = [f.name for f in dataclasses.fields(cls)]
+    errors = []
+    for key in options:
+        if is_secret_key(key):
+            errors.append(secret_key_error(where, key))
+        elif key not in known:
+            errors.append(unknown_key_error(f"{where}.{key}", known, label))
+    if not errors:
+        try:
+            node = OmegaConf.merge(OmegaConf.structured(cls), dict(options))
+        except OmegaConfBaseException as e:  # ValidationError and friends name the key
+            key = getattr(e, "full_key", None) or "?"
+            errors.append(f"{where}.{key}={getattr(e, 'value', None)!s}: wrong type ({str(e).splitlines()[0]})")
+        else:
+            errors = schema_errors(node, cls, prefix=f"{where}.")  # checked() ranges
     if errors:
-        raise ValueError(errors[0])
+        raise ValueError(prefix + "; ".join(errors))
     return cls(**OmegaConf.to_container(node, resolve=True, throw_on_missing=False))

@@ -63,7 +63,7 @@ def test_every_consumer_treats_the_same_keys_as_secret(key):
     assert redact({key: "abc"}) == {key: "***"}
     for parse, where in ((lambda o: parse_config("teacher", o), "rationale"), (parse_judge_config, "judge"),
                          (parse_pair_rationale_config, "pair_rationale")):
-        with pytest.raises(ValueError, match=rf"^{where}\.{key}: secrets are never read"):
+        with pytest.raises(ValueError, match=rf"^{where}=\w+: {where}\.{key}: secrets are never read"):
             parse({key: "abc"})
 
 

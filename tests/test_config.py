@@ -55,7 +55,7 @@ def test_semantic_validation_names_the_key():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["loss.beta=high"], "loss=mpo: loss.beta: Value 'high'"),
+    (["loss.beta=high"], r"loss=mpo: loss.beta=high: wrong type \(Value 'high'"),
     (["loss.ce_reduction=median"], "loss.ce_reduction=median: expected one of mean, sum"),
     (["loss=dpo", "loss.beta=0"], "loss.beta=0.0: out of range"),
     # each loss has exactly its own keys: the error names the key and lists the loss's keys

@@ -210,7 +210,7 @@ def test_confidence_intervals():
 def test_config_validation_and_yaml_defaults():
     with pytest.raises(ValueError, match=r"judge\.token: secrets are never read"):
         parse_judge_config({"token": "x"})
-    with pytest.raises(ValueError, match=r"judge\.kk: unknown option"):
+    with pytest.raises(ValueError, match=r"judge\.kk: unknown key"):
         parse_judge_config({"kk": 3})
     with pytest.raises(ValueError, match=r"judge\.pairwise_prompt: template lacks"):
         parse_judge_config({"pairwise_prompt": "{response_1} only"})

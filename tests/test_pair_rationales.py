@@ -184,7 +184,7 @@ def test_local_source_uses_the_generator_and_reports_empty_answers():
 
 
 def test_config_errors_are_one_line():
-    with pytest.raises(ValueError, match=r"pair_rationale\.tmeplate: unknown option"):
+    with pytest.raises(ValueError, match=r"pair_rationale\.tmeplate: unknown key"):
         parse_pair_rationale_config({"name": "template", "tmeplate": 1})
     with pytest.raises(ValueError, match=r"pair_rationale\.api_key: secrets are never read"):
         parse_pair_rationale_config({"name": "teacher", "api_key": "sk-x"})
@@ -206,9 +206,9 @@ def test_each_source_checks_only_its_own_options():
     """A source's typed options are its own: template takes no endpoint, file no prompts."""
     assert PAIR_SOURCES.names() == ["file", "local", "teacher", "template"]
     assert type(parse_pair_rationale_config({"name": "local", "batch_size": 2})) is PairLocalConfig
-    with pytest.raises(ValueError, match=r"pair_rationale\.base_url: unknown option"):
+    with pytest.raises(ValueError, match=r"pair_rationale\.base_url: unknown key"):
         parse_pair_rationale_config({"name": "template", "base_url": "http://x"})
-    with pytest.raises(ValueError, match=r"pair_rationale\.style: unknown option"):
+    with pytest.raises(ValueError, match=r"pair_rationale\.style: unknown key"):
         parse_pair_rationale_config({"name": "file", "path": "x", "style": "general"})
     with pytest.raises(ValueError, match=r"pair_rationale\.batch_size=many: wrong type"):
         parse_pair_rationale_config({"name": "local", "batch_size": "many"})

@@ -206,7 +206,9 @@ def test_missing_key_env_names_variable(monkeypatch):
 @pytest.mark.parametrize("limit", [1, 3])
 def test_concurrency_is_bounded(tmp_path, limit):
     with ChatServer(delay_s=0.05) as srv:
-        out = teacher(srv, tmp_path, concurrency=limit, cache_dir=None).explain(many(15))
+        # timeout_s well above the server's delay: a client-side timeout under load would retry a
+        # request the server still holds and count as one more in flight.
+        out = teacher(srv, tmp_path, concurrency=limit, cache_dir=None, timeout_s=5.0).explain(many(15))
         assert all(out)
         assert srv.max_inflight <= limit
         assert srv.max_inflight >= min(limit, 2)  # and the workers really ran in parallel
@@ -334,7 +336,7 @@ def test_registry_errors_name_the_key():
     assert set(SOURCES) == {"none", "template", "teacher", "local", "file"}
     with pytest.raises(ValueError, match="rationale.name: unknown source 'gpt'"):
         build_source("gpt")
-    with pytest.raises(ValueError, match="rationale.concurency: unknown option for source 'teacher'"):
+    with pytest.raises(ValueError, match="rationale.concurency: unknown key for source 'teacher'"):
         build_source({"name": "teacher", "concurency": 4})
 
 

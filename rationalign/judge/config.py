@@ -16,7 +16,6 @@ from typing import Any
 from rationalign.llm.asker import missing_placeholders
 from rationalign.llm.client import EndpointConfig
 from rationalign.registry import Registry
-from rationalign.typed_options import typed_options
 
 PAIRWISE_PROMPT = """\
 You are an expert editor comparing two writing assistants. Both received the same instruction and \
@@ -117,7 +116,7 @@ def parse_judge_config(options: Mapping[str, Any]) -> JudgeConfig:
     name = options.get("name", "default")
     if name not in JUDGES:
         raise ValueError(f"judge.name={name!r}: expected one of {', '.join(JUDGES.names())}")
-    c = typed_options(JUDGES.entry(name).config, options, "judge")
+    c = JUDGES.typed(options, name=name, where="judge")
     if c.k < 1:
         raise ValueError(f"judge.k: must be >= 1, got {c.k}")
     if c.field not in ("output", "suggestion"):

@@ -14,7 +14,6 @@ from rationalign.config import checked
 from rationalign.data.records import Record
 from rationalign.edits import Edit, extract_edits
 from rationalign.registry import Registry
-from rationalign.typed_options import typed_options
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +162,7 @@ def parse_config(name: str, options: Mapping[str, Any]) -> Any:
     value out of range is a one-line error naming `rationale.<key>`."""
     if name not in SOURCES:
         raise ValueError(f"rationale.name: unknown source '{name}' (known: {SOURCES.names()})")
-    return typed_options(SOURCES.entry(name).config, options, "rationale", label=f" for source '{name}'")
+    return SOURCES.typed(options, name=name, where="rationale", label=f" for source '{name}'")
 
 
 def build_source(cfg: Mapping[str, Any] | str, **runtime: Any) -> RationaleSource:

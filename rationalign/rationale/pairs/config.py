@@ -17,7 +17,6 @@ from typing import Any
 from rationalign.llm.asker import missing_placeholders
 from rationalign.llm.client import EndpointConfig
 from rationalign.registry import Registry
-from rationalign.typed_options import typed_options
 
 # What the policy scores r under: log pi(r | x, y_w > y_l). The two responses appear in the
 # per-pair order recorded in the row (meta.rationale_order), so the preferred one is not always A.
@@ -120,7 +119,7 @@ def parse_pair_rationale_config(options: Mapping[str, Any]) -> PairTemplateConfi
     name = options.get("name", "template")
     if name not in PAIR_SOURCES:
         raise ValueError(f"pair_rationale.name={name!r}: expected one of {', '.join(PAIR_SOURCES.names())}")
-    c = typed_options(PAIR_SOURCES.entry(name).config, options, "pair_rationale")
+    c = PAIR_SOURCES.typed(options, name=name, where="pair_rationale")
     if isinstance(c, PairTeacherConfig) and c.style not in ("general", "detailed"):
         raise ValueError(f"pair_rationale.style={c.style!r}: expected general or detailed")
     if c.ablation not in ("none", "permute", "opposite"):
