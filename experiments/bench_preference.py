@@ -1,6 +1,7 @@
 """Side-by-side throughput and peak memory: our preference trainer vs TRL on the same model and pairs.
 
-    .venv/bin/python experiments/bench_preference.py                # embedded SmolLM2-135M, ~6-8 min on 2 idle cores
+    .venv/bin/python experiments/bench_preference.py                # embedded SmolLM2-135M, fp32, ~6-8 min on 2 idle cores
+    .venv/bin/python experiments/bench_preference.py --bf16         # the same, bf16 autocast in every run
     .venv/bin/python experiments/bench_preference.py --model tiny   # seconds
 
 Runs (each in its own subprocess, so peak RSS is per run, not the maximum over all of them):
@@ -14,7 +15,11 @@ Runs (each in its own subprocess, so peak RSS is per run, not the maximum over a
   ours-orpo       our trainer, ORPO (lam 0.1)
   trl-orpo        trl.experimental.orpo.ORPOTrainer (beta 0.1: TRL's name for ORPO's lambda)
 All runs: same base model, LoRA (r, alpha, dropout, targets from the model config), the same pairs
-(steps * batch_size of them, so each run sees every pair once), batch size, steps, lr and max_length.
+(steps * batch_size of them, so each run sees every pair once), batch size, steps, lr, max_length and
+precision: fp32 unless --bf16 (then bf16 autocast in every run). TRL's configs default to bf16=True and
+disable_dropout=True, so the TRL runs set both explicitly: left at TRL's defaults they would compare
+TRL's bf16 autocast (AMX/AVX512-BF16 matmuls on recent CPUs) without LoRA dropout against our fp32 with
+it, a different computation (profiled here: that alone made TRL's matmuls ~2.6x cheaper per step).
 tokens/s = non-pad tokens of (prompt + chosen) and (prompt + rejected) of the pairs seen, divided by
 the wall time of trainer.train() (model loading and dataset tokenisation excluded for every run).
 """
@@ -133,7 +138,7 @@ def worker_ours(run: str, a) -> dict:
         from types import SimpleNamespace
 
         tc = SimpleNamespace(epochs=1.0, max_steps=a.steps, lr=a.lr, batch_size=a.batch_size, grad_accum=1,
-                             warmup_ratio=0.0, weight_decay=0.0, bf16=False, logging_steps=a.steps, save_steps=0,
+                             warmup_ratio=0.0, weight_decay=0.0, bf16=a.bf16, logging_steps=a.steps, save_steps=0,
                              group_by_length=False, gradient_checkpointing=a.gradient_checkpointing)
         trainer = P.build_preference_trainer(model, tok, ds, setup, tc, Path(d) / "out", seed=0,
                                              shared_prompt=not a.no_shared_prompt, logits_chunk=a.logits_chunk)
@@ -166,7 +171,10 @@ def worker_trl(run: str, a) -> dict:
                   "logging_steps": a.steps, "save_strategy": "no", "report_to": [], "use_cpu": not torch.cuda.is_available(),
                   "dataloader_num_workers": 0, "max_length": a.max_length, "lr_scheduler_type": "linear", "seed": 0,
                   # TRL turns gradient checkpointing on by default; every run here uses the same setting.
-                  "gradient_checkpointing": a.gradient_checkpointing}
+                  "gradient_checkpointing": a.gradient_checkpointing,
+                  # TRL's defaults are bf16=True and disable_dropout=True: set both, so every run computes in
+                  # the same precision and applies the same LoRA dropout (the model config's) as ours.
+                  "bf16": a.bf16, "disable_dropout": False}
     with tempfile.TemporaryDirectory() as d:
         extra = {}
         t = time.time()
@@ -207,6 +215,7 @@ def parse(argv=None):
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--runs", default=",".join(RUNS))
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast in every run (default fp32 in every run)")
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="checkpoint activations in every run (TRL's default; off by default here for all runs)")
     ap.add_argument("--no-shared-prompt", action="store_true",
@@ -228,6 +237,7 @@ def main(argv=None) -> None:
     args = ["--model", a.model, "--steps", str(a.steps), "--batch-size", str(a.batch_size), "--max-length",
             str(a.max_length), "--lr", str(a.lr), "--logits-chunk", str(a.logits_chunk)]
     args += ["--gradient-checkpointing"] * a.gradient_checkpointing + ["--no-shared-prompt"] * a.no_shared_prompt
+    args += ["--bf16"] * a.bf16
 
     def show(run: str, r: dict) -> None:
         print(f"  {run:20s} {r['tokens_per_s']:9.1f} tok/s  train {r['seconds']:7.2f}s  peak RSS "
@@ -237,7 +247,7 @@ def main(argv=None) -> None:
 
     results = run_workers(__file__, a.runs.split(","), args, show)
     print(f"\nmodel={a.model} steps={a.steps} batch_size={a.batch_size} max_length={a.max_length} "
-          f"gradient_checkpointing={a.gradient_checkpointing} shared_prompt={not a.no_shared_prompt} "
+          f"bf16={a.bf16} gradient_checkpointing={a.gradient_checkpointing} shared_prompt={not a.no_shared_prompt} "
           f"logits_chunk={a.logits_chunk} "
           f"pairs={a.steps * a.batch_size} torch threads={os.cpu_count()} cpus")
     mem = "peak_cuda_mb" if any("peak_cuda_mb" in r for r in results.values()) else "peak_rss_mb"
