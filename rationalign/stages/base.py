@@ -6,7 +6,9 @@ stage depends on plus the keys of its upstream stages. So:
   * a sweep whose jobs differ only in align.* shares the sft/sample/pairs dirs and gets its own
     align dir, and stale artifacts are never mixed with new ones;
   * running a stage whose upstream is missing builds the upstream first.
-The manifest is written last and atomically: a dir without one is an unfinished stage.
+The manifest is written last and atomically: a dir without one is an unfinished stage. Reuse
+checks the files it lists and the upstream outputs it was built from (stages/artifacts.py), so a
+truncated artifact or a rebuilt upstream makes the stage run again, with the reason logged.
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from rationalign.io import atomic_write_json, sha256_file, sha256_json
 from rationalign.registry import Registry
+from rationalign.stages.artifacts import (
+    MANIFEST,
+    STARTED,
+    describe_outputs,
+    outputs_digest,
+    outputs_problem,
+    read_manifest,
+)
 
 log = logging.getLogger("rationalign")
-
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -48,9 +56,15 @@ class Stage:
     collective: bool = False
     # False: a read-only stage (show_prompts) that gets out=None and writes no dir and no manifest.
     artifacts: bool = True
+    # Generates text with the configured engine (or a function of the config saying whether it does):
+    # validate.py checks before the first stage that engine=vllm can be imported for it.
+    generates: bool | Callable[[DictConfig], bool] = False
 
     def upstream_of(self, cfg: DictConfig) -> tuple[str, ...]:
         return self.upstream(cfg) if callable(self.upstream) else tuple(self.upstream)
+
+    def generates_with(self, cfg: DictConfig) -> bool:
+        return bool(self.generates(cfg) if callable(self.generates) else self.generates)
 
 
 STAGES: Registry[Stage] = Registry("stage")
@@ -108,15 +122,19 @@ class Context:
         return self.workdir / name / self.key(name)
 
     def is_done(self, name: str) -> bool:
-        m = self.stage_dir(name) / MANIFEST
-        if not m.exists():
-            return False
-        import json
+        return self.stale_reason(name) is None
 
-        manifest = json.loads(m.read_text())
-        # An incomplete stage (records failed or were skipped, here or upstream) is never reused:
-        # a rerun retries them, cheaply, from the answers cached so far.
-        return manifest.get("key") == self.key(name) and not manifest.get("incomplete")
+    def stale_reason(self, name: str) -> str | None:
+        """None when the stage's dir can be reused as it is; else why not (file and reason)."""
+        return _stale(self, name)[1]
+
+    def upstream_digests(self, name: str) -> dict[str, str | None]:
+        """{upstream: digest of its outputs} as on disk now (None: no readable manifest)."""
+        out = {}
+        for up in STAGES.get(name).upstream_of(self.cfg):
+            m, _ = read_manifest(self.stage_dir(up) / MANIFEST)
+            out[up] = outputs_digest(m) if m is not None else None
+        return out
 
     def require(self, name: str) -> Path:
         """Output dir of a finished upstream stage, building it (and its upstream) when missing."""
@@ -185,30 +203,81 @@ def stage_lock(out: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _run_locked(ctx: Context, stage: Stage, out: Path) -> dict:
-    import json
+def _stale(ctx: Context, name: str) -> tuple[str, str | None]:
+    """('ok', None) when the stage's dir can be reused; else (kind, why): 'missing' (never finished:
+    resume), 'incomplete' (records failed: rerun in place, answered ones are cached) or 'stale' (its
+    files or inputs cannot be trusted: clear the dir and build it again)."""
+    out = ctx.stage_dir(name)
+    manifest, bad = read_manifest(out / MANIFEST)
+    if bad:
+        return "stale", bad
+    if manifest is None:
+        return "missing", f"no {MANIFEST} in {out}"
+    if manifest.get("key") != ctx.key(name):
+        return "stale", f"{out / MANIFEST}: key {manifest.get('key')!r}, expected {ctx.key(name)!r}"
+    if manifest.get("incomplete"):
+        # An incomplete stage (records failed or were skipped, here or upstream) is never reused:
+        # a rerun retries them, cheaply, from the answers cached so far.
+        return "incomplete", f"incomplete ({manifest['incomplete']})"
+    problem = outputs_problem(out, manifest)
+    if problem:
+        return "stale", problem
+    built_from = manifest.get("upstream_outputs") or {}
+    for up, digest in ctx.upstream_digests(name).items():
+        if digest is not None and up in built_from and built_from[up] != digest:
+            return "stale", f"upstream {up} was rebuilt with different outputs ({ctx.stage_dir(up)})"
+    return "ok", None
 
+
+def _prepare_dir(ctx: Context, stage: Stage, out: Path, clear: bool) -> None:
+    """Clear a dir whose files cannot be trusted, or that was started from other upstream outputs;
+    then record the upstream outputs this run builds from."""
+    import shutil
+
+    digests = ctx.upstream_digests(stage.name)
+    started, _ = read_manifest(out / STARTED)
+    if not clear and started is not None and started.get("upstream_outputs") != digests:
+        log.warning("stage %s: %s was started from other upstream outputs; clearing it", stage.name, out)
+        clear = True
+    if clear and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / STARTED, {"upstream_outputs": digests})
+
+
+def _run_locked(ctx: Context, stage: Stage, out: Path) -> dict:
     from rationalign import distributed as dist
 
     name = stage.name
     dist.barrier()  # every rank looks at the same manifests
-    if name in ctx._ran and (out / MANIFEST).exists():
-        return json.loads((out / MANIFEST).read_text())
-    if ctx.is_done(name):
+    if name in ctx._ran:
+        manifest, _ = read_manifest(out / MANIFEST)
+        if manifest is not None:
+            return manifest
+    kind, why = _stale(ctx, name)
+    if kind == "ok":
         log.info("stage %s: up to date (%s), skipped", name, out)
-        return json.loads((out / MANIFEST).read_text())
+        return read_manifest(out / MANIFEST)[0]
+    if kind == "stale":
+        log.warning("stage %s: not reused, rebuilding: %s", name, why)
+    elif kind == "incomplete":
+        log.info("stage %s: %s; running it again", name, why)
     if dist.in_solo() and stage.collective:
         raise RuntimeError(f"stage {name} trains, so under accelerate launch it needs every rank, but it is "
                            "only needed from inside a stage that rank 0 runs alone: build it first "
                            f"(rationalign stage={name} ... under the same launch)")
     for up in stage.upstream_of(ctx.cfg):
         run_stage(ctx, up)
+    dist.barrier()  # every rank has judged the dir before rank 0 clears it
+    if dist.is_main():
+        _prepare_dir(ctx, stage, out, clear=kind == "stale")
     if dist.world_size() > 1 and not stage.collective and not dist.in_solo():
         if dist.is_main():
             with dist.solo():
                 _execute(ctx, stage, out, world_size=dist.world_size())
         dist.barrier()
-        return json.loads((out / MANIFEST).read_text())
+        return read_manifest(out / MANIFEST)[0]
+    dist.barrier()  # the dir is ready before other ranks copy it
     work = out
     if not dist.is_main():
         work = dist.scratch_copy(out)
@@ -224,14 +293,11 @@ def _run_locked(ctx: Context, stage: Stage, out: Path) -> dict:
 
 def _incomplete_upstream(ctx: Context, stage: Stage) -> str | None:
     """A stage built from an incomplete upstream is itself incomplete (else its cache hides the gap)."""
-    import json
-
     for up in stage.upstream_of(ctx.cfg):
-        m = ctx.stage_dir(up) / MANIFEST
-        if m.exists():
-            why = json.loads(m.read_text()).get("incomplete")
-            if why:
-                return f"upstream {up}: {why}"
+        manifest, _ = read_manifest(ctx.stage_dir(up) / MANIFEST)
+        why = (manifest or {}).get("incomplete")
+        if why:
+            return f"upstream {up}: {why}"
     return None
 
 
@@ -246,21 +312,20 @@ def _execute(ctx: Context, stage: Stage, out: Path, *, world_size: int = 1, writ
     with drop_tally() as dropped:  # records the stage's reads dropped, with their reasons
         payload = stage.run(ctx, out) or {}
     incomplete = payload.pop("incomplete", None) or _incomplete_upstream(ctx, stage)
+    outputs, output_stats = describe_outputs(out)
     manifest = {
         "stage": name,
         "key": ctx.key(name),
         "config": {k: _select(ctx.cfg, k) for k in stage.config_keys},
         "upstream": {u: ctx.key(u) for u in stage.upstream_of(ctx.cfg)},
+        # What each upstream's files were when this ran: a rebuilt upstream makes this stage stale.
+        "upstream_outputs": ctx.upstream_digests(name),
         "seed": ctx.cfg.seed,
         "world_size": world_size,  # processes that ran it (accelerate launch); only rank 0 writes
         "versions": _versions(),
         "seconds": round(time.time() - t0, 2),
-        "outputs": {
-            str(p.relative_to(out)): sha256_file(p)
-            for p in sorted(out.rglob("*"))
-            if p.is_file() and p.suffix in {".jsonl", ".json", ".md", ".csv"} and p.name != MANIFEST
-            and "checkpoint" not in str(p.relative_to(out))
-        },
+        "outputs": outputs,  # every file but checkpoints: sha256, and size + mtime for a cheap check on reuse
+        "output_stats": output_stats,
         **payload,
     }
     if dropped:

@@ -7,10 +7,10 @@ skipped. This stage then gathers where every artifact is and prints the report.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rationalign.io import atomic_write_json
+from rationalign.stages.artifacts import read_manifest
 from rationalign.stages.base import MANIFEST, STAGES, Context, register_stage
 
 ORDER = ("rationalize", "kfold", "reward", "sft", "sample", "pairs", "align", "evaluate")
@@ -29,8 +29,8 @@ def run_pipeline(ctx: Context, out: Path) -> dict:
     artifacts = {}
     for name in (*ORDER, *OPTIONAL):
         d = ctx.stage_dir(name)
-        if (d / MANIFEST).exists():
-            m = json.loads((d / MANIFEST).read_text())
+        m, _ = read_manifest(d / MANIFEST)  # an optional stage of another run may be unreadable: not listed
+        if m is not None:
             artifacts[name] = {"dir": str(d), "seconds": m.get("seconds"), "counts": m.get("counts")}
     atomic_write_json(out / "artifacts.json", artifacts)
     report = ctx.stage_dir("evaluate") / f"{ctx.cfg.evaluate.report_name}.md"
