@@ -7,6 +7,8 @@ averaged over the steps between two log lines and tokens/s is measured on the re
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import logging
 import time
 from collections import defaultdict
@@ -112,9 +114,43 @@ def training_arguments(train_cfg: Any, out_dir: Path, *, seed: int, tracking: An
     )
 
 
+# What transformers' Trainer writes into checkpoint-N, file by file and not atomically: a kill in the
+# middle leaves some of it. Each entry: (what, names that count; a trailing * matches a prefix).
+_CHECKPOINT_PARTS = (
+    ("model weights", ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors",
+                       "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+                       "pytorch_model_fsdp*")),
+    ("optimizer state", ("optimizer.pt", "optimizer.bin", "optimizer_*", "global_step*")),  # *: FSDP, DeepSpeed
+    ("RNG state", ("rng_state.pth", "rng_state_*.pth")),
+)
+
+
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """None for a checkpoint the Trainer can resume from; else what is missing or broken."""
+    state = ckpt / "trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no trainer_state.json"
+    except (OSError, ValueError) as e:
+        return f"unreadable trainer_state.json ({type(e).__name__})"
+    names = [p.name for p in ckpt.iterdir()]
+    for what, patterns in _CHECKPOINT_PARTS:
+        if not any(fnmatch.fnmatch(n, pat) for n in names for pat in patterns):
+            return f"no {what} ({' / '.join(patterns)})"
+    return None
+
+
 def last_checkpoint(out_dir: Path) -> str | None:
-    ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+    """The newest complete checkpoint under out_dir/checkpoints; incomplete ones are skipped, logged."""
+    ckpts = [p for p in (out_dir / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    for ckpt in sorted(ckpts, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            return str(ckpt)
+        log.warning("not resuming from %s: incomplete checkpoint (%s), e.g. a run killed while saving it",
+                    ckpt, problem)
+    return None
 
 
 def fit(trainer: LossTrainer, out_dir: Path) -> dict:
