@@ -101,6 +101,7 @@ class Assistant:
                 raise PredictInputError(f"task '{task}': not one of the loaded tasks {self.tasks} (choose with task=...)")
             if not text.strip():
                 raise PredictInputError("text: empty")
+            check_text(text, "text")
         records = [Record(id=f"predict-{i}", task=t, instruction="", source=s) for i, (t, s) in enumerate(items)]
         prompts = [self.prefix + user_message(self.sys_cfg, r) for r in records]
         with self._lock:
@@ -112,9 +113,23 @@ class Assistant:
         self.engine.close()
 
 
-def read_inputs(path: str | Path, tasks: Sequence[str]) -> list[tuple[str, str, str | None]]:
+def check_text(text: str, where: str, max_chars: int | None = None) -> None:
+    """A text a model can be given: valid Unicode (JSON can carry a lone surrogate such as \\ud800, which
+    no tokenizer encodes) and, with `max_chars`, no longer than that."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise PredictInputError(f"{where}: not valid Unicode (lone surrogate {text[e.start]!r} at character "
+                                f"{e.start + 1})") from None
+    if max_chars is not None and len(text) > max_chars:
+        raise PredictInputError(f"{where}: {len(text)} characters, over the limit of {max_chars} "
+                                "(predict.max_chars; split the text, or raise the limit and model.max_length)")
+
+
+def read_inputs(path: str | Path, tasks: Sequence[str], max_chars: int | None = None) -> list[tuple[str, str, str | None]]:
     """(task, text, id) triples from a .txt file (one text per non-blank line) or a .jsonl file (objects
-    with `source`, optional `task` and `id`). A line without a task takes the one task `tasks` holds."""
+    with `source`, optional `task` and `id`). A line without a task takes the one task `tasks` holds.
+    A text over `max_chars` characters or not valid Unicode is an error naming its line."""
     p = Path(path)
     if p.suffix not in (".txt", ".jsonl"):
         raise PredictInputError(f"predict.input={p}: expected a .txt or .jsonl file")
@@ -129,6 +144,7 @@ def read_inputs(path: str | Path, tasks: Sequence[str]) -> list[tuple[str, str, 
             if default_task is None:
                 raise PredictInputError(f"{p}:{n}: task= selects {len(tasks)} tasks; a .txt input needs one "
                                         "(task=gec), or use .jsonl with a 'task' per line")
+            check_text(line.strip(), f"{p}:{n}", max_chars)
             items.append((default_task, line.strip(), None))
     else:
         for where, _, obj in iter_jsonl(p, PredictInputError):  # bad JSON / non-objects named by file:line
@@ -143,6 +159,7 @@ def read_inputs(path: str | Path, tasks: Sequence[str]) -> list[tuple[str, str, 
             if task not in tasks:
                 raise PredictInputError(f"{where}: field 'task': '{task}' is not one of the selected tasks "
                                         f"{list(tasks)} (task=all selects the eight)")
+            check_text(text, f"{where}: field 'source'", max_chars)
             if rid is not None and not isinstance(rid, (str, int)):
                 raise PredictInputError(f"{where}: field 'id' must be a string or a number")
             items.append((task, text, None if rid is None else str(rid)))

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from rationalign.components import import_components
 from rationalign.config import conf_dir, register_configs, register_resolvers
 from rationalign.runner import run
-from rationalign.validate import ConfigError, validate
+from rationalign.validate import ConfigError, check_group_options, validate
 
 log = logging.getLogger("rationalign")
 
@@ -70,6 +70,11 @@ def entrypoint() -> None:
     from rationalign.quark.schedule import group_overrides
 
     sys.argv[1:] = group_overrides(sys.argv[1:])  # quark.schedule=<name> selects the preset group
+    try:
+        check_group_options(sys.argv[1:], CONF_DIR)  # experiment=smok would otherwise run the defaults
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        sys.exit(2)
     relaunch_cpu_processes(sys.argv[1:])
     main()
 

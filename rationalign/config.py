@@ -318,6 +318,11 @@ class ShowPromptsParams:
     records_per_task: int = 1
 
 
+# The longest text stage=predict and stage=serve accept: the prompt must fit model.max_length (384
+# tokens by default) and a long text otherwise generates for minutes before anything shows.
+MAX_TEXT_CHARS = 2000
+
+
 @dataclass
 class PredictParams:
     """stage=predict (and the model stage=serve loads): which system answers, and what it reads."""
@@ -328,6 +333,7 @@ class PredictParams:
     format: str = "rich"  # rich: edits highlighted in the terminal | json: one object per text and line
     max_new_tokens: int = 128
     output: str | None = None  # also write the answers as JSON Lines here
+    max_chars: int = checked(MAX_TEXT_CHARS, ge=1)  # longest text predict accepts (checked before the model loads)
 
 
 @dataclass
@@ -336,7 +342,7 @@ class ServeParams:
 
     host: str = "127.0.0.1"  # local only unless the user asks otherwise
     port: int = 8000
-    max_chars: int = 2000  # longest text a request may send
+    max_chars: int = checked(MAX_TEXT_CHARS, ge=1)  # longest text a request may send
     max_request_bytes: int = 16384
 
 
@@ -396,7 +402,8 @@ class RootConfig:
     pair_rationale: dict[str, Any] = field(default_factory=lambda: {"name": "template"})
     judge: dict[str, Any] = field(default_factory=lambda: {"name": "default"})
     run_name: str = "default"
-    seed: int = 42
+    # numpy and transformers' set_seed take 0..2**32-1; stages add small offsets (fold, shard): 31 bits.
+    seed: int = checked(42, ge=0, le=2**31 - 1)
     device: str = checked("auto", choices=("auto", "cpu", "cuda"))
 
 

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from rationalign.components import import_components
 from rationalign.config import conf_dir, register_configs, register_resolvers
-from rationalign.validate import validate
+from rationalign.validate import check_group_options, validate
 
 
 def run(cfg: DictConfig, validated: bool = False) -> dict:
@@ -49,4 +49,6 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
         from rationalign.quark.schedule import group_overrides
 
-        return hydra_compose(config_name="config", overrides=group_overrides(list(overrides or [])))
+        overrides = group_overrides(list(overrides or []))
+        check_group_options(overrides, conf_dir())
+        return hydra_compose(config_name="config", overrides=overrides)

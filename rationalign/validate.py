@@ -16,6 +16,28 @@ class ConfigError(ValueError):
     pass
 
 
+def check_group_options(overrides: list[str], conf: str | Path) -> None:
+    """`group=option` on the command line names a file conf/<group>/<option>.yaml. Hydra ignores an
+    unknown option of an optional group (`experiment=smok` ran the defaults); this refuses it, and any
+    other unknown option, in one line with the closest names."""
+    import difflib
+
+    for arg in overrides:
+        key, eq, value = arg.lstrip("+~").partition("=")
+        group = Path(conf) / key
+        if not eq or "." in key or key.startswith("hydra") or not group.is_dir():
+            continue
+        if any(c in value for c in "()[]{}$"):  # sweeps (choice(...), range(...)), interpolations
+            continue
+        known = sorted(p.stem for p in group.glob("*.yaml"))
+        for option in value.split(","):  # a,b: a multirun over both
+            if option in known or option == "null":
+                continue
+            close = difflib.get_close_matches(option, known, n=2)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise ConfigError(f"{key}={option}: no such {key} preset{hint}; known: {', '.join(known)}")
+
+
 def validate(cfg: DictConfig, data: bool = True) -> None:
     """Every check that needs no model: schema (unknown keys, ranges, enums), registries, prompts,
     sources and, with `data`, every split file read record by record. Raises ConfigError."""
@@ -94,11 +116,58 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
         if system not in KNOWN_SYSTEMS and not str(system).startswith("path:"):
             raise ConfigError(f"evaluate.systems: unknown system '{system}' (known: {', '.join(KNOWN_SYSTEMS)}, "
                               "path:<adapter or model dir>)")
+    check_engine(cfg)
     if data:
         validate_data(cfg)
+        check_predict_inputs(cfg)
 
 
 KNOWN_SYSTEMS = ("base", "sft", "sft_no_rationale", "aligned", "quark")
+
+
+def stages_to_run(cfg: DictConfig) -> list[str]:
+    """The stage and everything upstream of it (some may be up to date and will not run)."""
+    from rationalign.stages.base import STAGES
+
+    seen: list[str] = []
+    todo = [str(cfg.stage.name)]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.append(name)
+            todo.extend(STAGES.get(name).upstream_of(cfg))
+    return seen
+
+
+def check_engine(cfg: DictConfig) -> None:
+    """engine=vllm without vLLM installed fails now, not after the stages before the first one that
+    generates (the K-fold models would train first)."""
+    if cfg.engine.name != "vllm":
+        return
+    from rationalign.stages.base import STAGES
+
+    generating = [s for s in stages_to_run(cfg) if STAGES.get(s).generates_with(cfg)]
+    if not generating:
+        return
+    from rationalign.engines.vllm import import_vllm
+
+    try:
+        import_vllm()
+    except ImportError as e:
+        raise ConfigError(f"{e}; needed by stage {', '.join(generating)}") from None
+
+
+def check_predict_inputs(cfg: DictConfig) -> None:
+    """stage=predict's texts, read and bounded (predict.max_chars) before the model loads."""
+    if cfg.stage.name != "predict":
+        return
+    from rationalign.assistant import PredictInputError
+    from rationalign.stages.predict import predict_items
+
+    try:
+        predict_items(cfg)
+    except PredictInputError as e:
+        raise ConfigError(str(e)) from None
 
 
 def validate_data(cfg: DictConfig) -> None:
@@ -107,11 +176,35 @@ def validate_data(cfg: DictConfig) -> None:
     if cfg.data.format == "hub":
         return
     from rationalign.data.records import DataConfigError, RecordError
-    from rationalign.data.splits import SPLITS, load_split
+    from rationalign.data.splits import SPLITS, load_split, split_files
 
+    stages = stages_to_run(cfg)
+    needed = splits_read_by(cfg, stages)
     for split in SPLITS:
         try:
-            load_split(cfg, split)
+            records = load_split(cfg, split)
         except (RecordError, DataConfigError, FileNotFoundError) as e:
             raise ConfigError(str(e)) from None
+        if split in needed and not records:
+            raise ConfigError(f"data.{split}: no records for task(s) {', '.join(cfg.task.names)} in "
+                              f"{', '.join(split_files(cfg, (split,)))}, and stage {needed[split]} reads them")
+        if split == "labeled" and "kfold" in stages and int(cfg.kfold.k) > len(records):
+            raise ConfigError(f"kfold.k={cfg.kfold.k}: more folds than the {len(records)} labeled records the kfold "
+                              f"stage gets (task={','.join(cfg.task.names)}, data.max_labeled_per_task="
+                              f"{cfg.data.max_labeled_per_task}); lower kfold.k or add labeled records")
+
+
+def splits_read_by(cfg: DictConfig, stages: list[str]) -> dict[str, str]:
+    """{split: first of `stages` that reads it}: a stage reads the splits whose files key it."""
+    from rationalign.data.splits import SPLITS, split_files
+    from rationalign.stages.base import STAGES
+
+    out: dict[str, str] = {}
+    for name in stages:
+        stage = STAGES.get(name)
+        files = set(stage.input_files(cfg)) if stage.input_files else set()
+        for split in SPLITS:
+            if split not in out and files & set(split_files(cfg, (split,))):
+                out[split] = name
+    return out
 

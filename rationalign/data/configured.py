@@ -252,6 +252,8 @@ def _read_one(key: str, task: str, spec: dict, prefix: str | None, selected: lis
             raise
         raise DataConfigError(f"{key}: hub dataset {spec['name']!r} split {spec.get('split')!r} could not be "
                               f"loaded ({type(e).__name__}: {e})") from e
+    if result.n_read == 0:  # an empty file is a broken download or a wrong path, not a dataset
+        raise RecordError(f"{key}: no records in {', '.join(map(str, args))} (the file is empty)")
     if fmt == "hub":  # e.g. facebook/asset has only `simplifications`: the first one is the target
         for r in result.records:
             if r.target is None and r.references:

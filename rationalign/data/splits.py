@@ -113,6 +113,8 @@ def load_split(cfg: DictConfig, split: str) -> list[Record]:
         if not Path(path).exists():
             raise FileNotFoundError(f"data.{split}: file not found: {path}")
         located = load_located_records(path)
+        if not located:  # an empty file is a broken download or a wrong path, not a dataset
+            raise RecordError(f"data.{split}: {path}: no records (the file is empty)")
         records = [r for _, r in located]
         wheres = {r.id: w for w, r in located}
     else:

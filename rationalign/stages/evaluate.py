@@ -303,6 +303,7 @@ def faithfulness_analysis(records: list[Record], all_preds: dict[str, dict]) -> 
 
 @register_stage(
     "evaluate",
+    generates=True,
     # Not engine.name: greedy decoding of the same prompt ids is meant to give the same text on hf and
     # vllm, so switching engine reuses finished predictions (engines/__init__.py).
     config_keys=("model", "task", "data", "prompts", "sft", "evaluate", "seed", "rationale.position"),

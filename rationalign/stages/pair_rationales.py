@@ -67,6 +67,7 @@ def build_views(cfg, pc, path: Path):
     config_keys=("pair_rationale", "prompts", "task", "rationale.position", "rationale.name", "seed"),
     upstream=pr_upstream,
     input_files=pr_inputs,
+    generates=lambda cfg: cfg.pair_rationale.name == "local",
 )
 def run_pair_rationales(ctx: Context, out: Path) -> dict:
     """Preference rationales for a pairs file (template | teacher | local | file; permute / opposite)."""

@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 
-from rationalign.assistant import Assistant, PredictInputError, read_inputs
+from rationalign.assistant import Assistant, PredictInputError, check_text, read_inputs
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
 
@@ -27,9 +27,10 @@ def predict_items(cfg) -> list[tuple[str, str, str | None]]:
     if (p.text is None) == (p.input is None):
         raise PredictInputError("stage=predict: give exactly one of predict.text=... or predict.input=<file>")
     if p.input is not None:
-        return read_inputs(p.input, tasks)
+        return read_inputs(p.input, tasks, int(p.max_chars))
     if not str(p.text).strip():
         raise PredictInputError("predict.text: empty")
+    check_text(str(p.text), "predict.text", int(p.max_chars))
     if len(tasks) != 1:
         raise PredictInputError(f"predict.text: task= selects {len(tasks)} tasks {tasks}; choose one (task=gec)")
     return [(tasks[0], str(p.text), None)]
@@ -73,7 +74,7 @@ def _pct(x) -> str:
     return "N.A." if x is None else f"{100 * x:.0f}%"
 
 
-@register_stage("predict", artifacts=False)
+@register_stage("predict", artifacts=False, generates=True)
 def run_predict(ctx: Context, out=None) -> dict:
     """Answer texts with a system: suggestion, ERRANT edits, each edit's explanation; train nothing."""
     cfg = ctx.cfg

@@ -21,6 +21,7 @@ log = logging.getLogger("rationalign")
     config_keys=("task.names", "task.specs", "data", "rationale", "prompts.teacher_template", "prompts.edits",
                  "prompts.layout", "prompts.chat", "seed"),
     input_files=labeled_files,
+    generates=lambda cfg: cfg.rationale.name == "local",  # the local source generates with the engine
 )
 def run_rationalize(ctx: Context, out: Path) -> dict:
     """Extract edits with errant and attach a rationale from the configured source."""

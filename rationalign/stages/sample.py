@@ -66,6 +66,7 @@ def sample_records(ctx: Context, out: Path, records: list[Record], adapter_dir: 
 
 @register_stage(
     "sample",
+    generates=True,
     config_keys=("task.names", "data", "prompts", "sample", "engine.name", "engine.batch_size", "engine.prefill_once",
                  "engine.sampling", "seed", "rationale.position", "rationale.name", "sft.use_rationale"),
     upstream=("sft",),

@@ -25,7 +25,7 @@ def build_app(ctx: Context):
                       max_request_bytes=int(cfg.serve.max_request_bytes)), assistant
 
 
-@register_stage("serve", artifacts=False)
+@register_stage("serve", artifacts=False, generates=True)
 def run_serve(ctx: Context, out=None) -> dict:
     """Serve the assistant on a local web page until interrupted."""
     import uvicorn
