@@ -86,12 +86,24 @@ def iter_jsonl(path: str | Path, error: type[Exception] = ValueError) -> Iterato
 
 
 def read_text_located(path: str | Path, error: type[Exception] = ValueError) -> str:
-    """A UTF-8 text file; undecodable bytes raise `error` naming file:line:column, not a byte offset."""
+    """A UTF-8 text file without its byte-order mark (Windows tools write one; it is not part of the
+    first line's text); undecodable bytes raise `error` naming file:line:column, not a byte offset."""
     data = Path(path).read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise error(f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x} at column {col}); "
                     "re-encode the file as UTF-8") from None
+
+
+def read_json_located(path: str | Path, error: type[Exception] = ValueError) -> Any:
+    """A JSON file's value; invalid JSON raises `error` naming the file, line and column (json's own
+    message names neither the file nor, for an empty file, anything useful)."""
+    text = read_text_located(path, error)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        what = "empty file" if not text.strip() else f"{e.msg} at line {e.lineno} column {e.colno}"
+        raise error(f"{path}: invalid JSON ({what})") from None

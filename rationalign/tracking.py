@@ -35,6 +35,21 @@ def tags_for(cfg: DictConfig) -> list[str]:
             f"rationale:{cfg.rationale.name}", *list(cfg.tracking.tags)]
 
 
+WANDB_TAG_MAX = 64  # wandb refuses a run whose tags are empty or longer
+
+
+def valid_tag(tag: str) -> str:
+    """A wandb tag (1-64 characters) for any tag: a longer one keeps its start and gets a hash of the
+    whole, so two long tags stay apart (task=all's 'task:gec+fluency+...' is 85 characters)."""
+    import hashlib
+
+    tag = str(tag).strip() or "-"
+    if len(tag) <= WANDB_TAG_MAX:
+        return tag
+    digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
+    return f"{tag[:WANDB_TAG_MAX - 9]}~{digest}"
+
+
 @contextlib.contextmanager
 def start_tracking(cfg: DictConfig) -> Iterator[Any]:
     """The configured tracker's run (None without one), opened on rank 0 only: one run per job."""
@@ -63,7 +78,7 @@ def _wandb_tracker(cfg: DictConfig) -> Iterator[Any]:
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("task", None)  # long prompt texts; the task names are in the tags
     run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, group=cfg.tracking.group,
-                     mode=cfg.tracking.mode, config=redact(container), tags=tags_for(cfg),
+                     mode=cfg.tracking.mode, config=redact(container), tags=[valid_tag(t) for t in tags_for(cfg)],
                      name=f"{cfg.stage.name}-{cfg.loss.name}", reinit="finish_previous")
     try:
         yield run

@@ -9,7 +9,7 @@ Faults: "429" (with Retry-After: srv.retry_after), "500", "503", "400", "401",
 "timeout" (sleeps srv.hang_s before answering, past the client's timeout), "disconnect"
 (closes the socket without a response), "non_json", "no_choices" (JSON without choices),
 "empty" (empty content), "echo_auth" (500 whose body echoes the Authorization header, to check
-that clients scrub keys). Otherwise it answers deterministically from the prompt: reply_for().
+that clients scrub keys), "echo_auth_ok" (an answer whose content quotes it: artifacts must not). Otherwise it answers deterministically from the prompt: reply_for().
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = {"429", "500", "503", "400", "401", "timeout", "disconnect", "non_json", "no_choices", "empty", "echo_auth"}
+FAULTS = {"429", "500", "503", "400", "401", "timeout", "disconnect", "non_json", "no_choices", "empty", "echo_auth",
+          "echo_auth_ok"}
 
 
 def reply_for(prompt: str) -> str:
@@ -143,6 +144,8 @@ class ChatServer:
         if fault == "no_choices":
             return self._send(h, 200, {"id": "x", "object": "chat.completion"})
         content = "" if fault == "empty" else reply_for(prompt)
+        if fault == "echo_auth_ok":
+            content += f" (debug: you sent Authorization: {auth})"
         if fault == "timeout":
             time.sleep(self.hang_s)
         self._send(h, 200, {

@@ -8,10 +8,11 @@ in place, the state dict is renamed back to the base model's keys, and they are 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
+
+from rationalign.io import read_json_located
 
 # PEFT wrapper segments whose removal gives the base model's key back.
 _WRAPPER = re.compile(r"\.(base_layer|token_adapter|modules_to_save\.default)(?=\.)")
@@ -19,8 +20,9 @@ _ADAPTER_ONLY = re.compile(r"(\.lora_[A-Za-z_]+\.|\.trainable_tokens_delta|\.ori
 
 
 def adapter_config(adapter_dir: Path) -> dict | None:
+    """A LoRA dir's adapter_config.json (None without one); invalid JSON is an error naming the file."""
     p = Path(adapter_dir) / "adapter_config.json"
-    return json.loads(p.read_text()) if p.exists() else None
+    return read_json_located(p) if p.exists() else None
 
 
 def is_plain_lora(conf: dict | None) -> bool:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from rationalign.engines.base import Engine
+from rationalign.io import read_json_located
 
 log = logging.getLogger("rationalign")
 
@@ -49,7 +49,7 @@ def request_seed(seed: int, ids: list[int]) -> int:
 
 
 def lora_rank(adapter_dir: Path) -> int:
-    r = int(json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("r", 16))
+    r = int(read_json_located(Path(adapter_dir) / "adapter_config.json").get("r", 16))
     return next((x for x in _LORA_RANKS if x >= r), r)
 
 

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -45,8 +46,8 @@ class EndpointConfig:
     timeout_s: float = checked(60.0, gt=0)
     backoff_base_s: float = checked(1.0, ge=0)
     backoff_max_s: float = checked(60.0, ge=0)
-    # Circuit breaker: this many requests in a row failing to connect end the stage with one line
-    # (a dead endpoint otherwise costs retries x records); 0 = off.
+    # Circuit breaker: this many requests in a row (retries included, across workers) that get no
+    # answer (cannot connect, or time out) end the stage with one line; 0 = off.
     max_consecutive_connection_failures: int = checked(5, ge=0)
     cache_dir: str | None = None  # answers on disk, keyed by sha256(model, temperature, messages); null: none
     system_prompt: str | None = None
@@ -57,7 +58,8 @@ def client_for(c: EndpointConfig) -> ChatClient:
     """The ChatClient an EndpointConfig describes."""
     return ChatClient(c.base_url, c.model, api_key_env=c.api_key_env, temperature=c.temperature,
                       max_tokens=c.max_tokens, timeout_s=c.timeout_s, max_retries=c.max_retries,
-                      backoff_base_s=c.backoff_base_s, backoff_max_s=c.backoff_max_s)
+                      backoff_base_s=c.backoff_base_s, backoff_max_s=c.backoff_max_s,
+                      max_consecutive_connection_failures=c.max_consecutive_connection_failures)
 
 
 def messages_for(c: EndpointConfig, prompt: str) -> list[dict[str, str]]:
@@ -70,9 +72,10 @@ class ChatError(RuntimeError):
     """A request that failed; `retryable` says whether trying again could help."""
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None,
-                 retry_after: float | None = None, connection: bool = False) -> None:
+                 retry_after: float | None = None, connection: bool = False, timed_out: bool = False) -> None:
         super().__init__(message)
-        self.connection = connection  # never reached the server (refused, DNS, timeout)
+        self.connection = connection  # no answer: could not connect, connection dropped, or timed out
+        self.timed_out = timed_out  # connected (or tried to) and waited timeout_s in vain
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
@@ -103,6 +106,37 @@ class EndpointDown(RuntimeError):
     """The circuit breaker tripped: the endpoint is unreachable, so the stage ends now."""
 
 
+class Breaker:
+    """Counts attempts in a row that got no answer (across threads; an answer resets it). At `limit`
+    it trips: every request in flight or waiting to retry then raises EndpointDown, so a dead endpoint
+    costs about one timeout_s, not (max_retries + 1) x timeout_s per request. 0 = off."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = int(limit)
+        self._lock = threading.Lock()
+        self._failures: list[ChatError] = []
+        self.tripped: EndpointDown | None = None
+
+    def success(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+    def failure(self, url: str, e: ChatError, timeout_s: float) -> None:
+        with self._lock:
+            self._failures.append(e)
+            if self.limit and len(self._failures) >= self.limit and self.tripped is None:
+                n, timeouts = len(self._failures), sum(f.timed_out for f in self._failures)
+                if timeouts == n:
+                    what = f"timed out (no answer within timeout_s={timeout_s:g}s) from"
+                elif timeouts == 0:
+                    what = "could not connect to"
+                else:
+                    what = f"got no answer ({timeouts} timed out, {n - timeouts} could not connect) from"
+                self.tripped = EndpointDown(f"{n} requests in a row {what} {url} (last: {e})")
+            if self.tripped is not None:
+                raise EndpointDown(str(self.tripped)) from None
+
+
 class ChatClient:
     def __init__(
         self,
@@ -119,6 +153,7 @@ class ChatClient:
         retry_after_max_s: float = 300.0,
         extra_body: dict[str, Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_consecutive_connection_failures: int = 0,
     ) -> None:
         if not base_url:
             raise ValueError("base_url: empty (e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1)")
@@ -135,6 +170,7 @@ class ChatClient:
         self.retry_after_max_s = retry_after_max_s
         self.extra_body = dict(extra_body or {})
         self._sleep = sleep
+        self.breaker = Breaker(max_consecutive_connection_failures)
         self._api_key = ""
         if api_key_env:
             self._api_key = os.environ.get(api_key_env, "")
@@ -154,24 +190,33 @@ class ChatClient:
         return text.replace(self._api_key, "***") if self._api_key else text
 
     def complete(self, messages: Sequence[dict[str, str]]) -> str:
-        """The assistant message's content; retries retryable failures, then raises ChatError."""
+        """The assistant message's content, with the API key scrubbed (an endpoint may echo the
+        Authorization header, and answers reach artifacts); retries retryable failures, then raises
+        ChatError, or EndpointDown once the breaker has tripped."""
         body = {"model": self.model, "messages": list(messages), "temperature": self.temperature,
                 "max_tokens": self.max_tokens, **self.extra_body}
         attempt = 0
         while True:
+            if self.breaker.tripped is not None:
+                raise EndpointDown(str(self.breaker.tripped))
             try:
-                return self._request_once(body)
+                text = self._request_once(body)
             except ChatError as e:
+                if e.connection:
+                    self.breaker.failure(self.url, e, self.timeout_s)
                 if not e.retryable or attempt >= self.max_retries:
                     if attempt:
                         raise ChatError(f"{e} (after {attempt + 1} attempts)", retryable=e.retryable,
-                                        status=e.status, connection=e.connection) from None
+                                        status=e.status, connection=e.connection, timed_out=e.timed_out) from None
                     raise
                 delay = self._delay(attempt, e.retry_after)
                 log.debug("chat request failed (%s); retry %d/%d in %.2fs", e, attempt + 1,
                           self.max_retries, delay)
                 self._sleep(delay)
                 attempt += 1
+            else:
+                self.breaker.success()
+                return self.redact(text)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:  # the server knows its rate window better than we do
@@ -201,7 +246,7 @@ class ChatClient:
             # Timeouts, refused/reset connections, truncated responses: all transient.
             reason = getattr(e, "reason", None) or e
             raise ChatError(self.redact(f"{type(reason).__name__} talking to {self.url}: {reason}"),
-                            retryable=True, connection=True) from None
+                            retryable=True, connection=True, timed_out=isinstance(reason, TimeoutError)) from None
         return self._parse(raw)
 
     def _parse(self, raw: bytes) -> str:

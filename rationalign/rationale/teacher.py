@@ -82,38 +82,32 @@ class TeacherSource(RationaleSource):
 
     def _ask(self, prompt: str) -> str:
         msgs = self.messages(prompt)
-        text = self.client.complete(msgs)
+        text = getattr(self.client, "redact", str)(self.client.complete(msgs))  # the artifact and the cache
         if self.cache:
             self.cache.put(self.cache_key(msgs), {
                 "model": self.config.model, "temperature": self.config.temperature,
-                "messages": msgs, "response": getattr(self.client, "redact", str)(text),
+                "messages": msgs, "response": text,
             })
         return text
 
     def _ask_all(self, prompts: list[str], answers: dict, errors: dict) -> None:
         bar = tqdm(total=len(prompts), desc="teacher rationales", disable=not self.config.progress)
         pool = ThreadPoolExecutor(max_workers=self.config.concurrency)
-        limit = int(getattr(self.config, "max_consecutive_connection_failures", 0) or 0)
-        in_a_row = 0
         try:
             futures = {pool.submit(self._ask, p): p for p in prompts}
             for fut in as_completed(futures):
                 p = futures[fut]
                 try:
                     answers[p] = fut.result()
-                    in_a_row = 0
                 except ChatError as e:  # already retried; the key is scrubbed from e
                     errors[p] = str(e)
-                    in_a_row = in_a_row + 1 if e.connection else 0
-                    if limit and in_a_row >= limit:
-                        for f in futures:
-                            f.cancel()
-                        done = len(answers)
-                        raise EndpointDown(
-                            f"rationale teacher: {in_a_row} requests in a row could not connect to "
-                            f"{self.client.url if hasattr(self.client, 'url') else 'the endpoint'} ({e}); stopped "
-                            f"with {done} of {len(prompts)} answered and cached. Start the endpoint or fix "
-                            "rationale.base_url, then rerun (answered prompts are not asked again)") from None
+                except EndpointDown as e:  # the client's circuit breaker (rationale.max_consecutive_...)
+                    for f in futures:
+                        f.cancel()
+                    raise EndpointDown(
+                        f"rationale teacher: {e}; stopped with {len(answers)} of {len(prompts)} answered and "
+                        "cached. Start the endpoint or fix rationale.base_url (or raise rationale.timeout_s), "
+                        "then rerun (answered prompts are not asked again)") from None
                 bar.update(1)
                 bar.set_postfix(failed=len(errors), refresh=False)
         finally:

@@ -17,11 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from rationalign.assistant import PredictInputError
+from rationalign.assistant import PredictInputError, check_text
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    # A message may quote the request (a lone surrogate in "task"): escaped, so the answer encodes.
+    return JSONResponse({"error": message.encode("utf-8", "backslashreplace").decode("utf-8")}, status_code=status)
 
 
 class PredictRequest(BaseModel):
@@ -64,6 +65,7 @@ def create_app(assistant: Any, *, max_chars: int = 2000, max_request_bytes: int 
         if not req.text.strip():
             return _error(422, "text: empty")
         try:
+            check_text(req.text, "text")  # a lone surrogate ("\\ud800") is a bad request, not a crash
             (answer,) = assistant.answer([(req.task, req.text)])
         except PredictInputError as e:
             return _error(422, str(e))

@@ -20,15 +20,16 @@ from rationalign.io import read_text_located
 
 
 def _csv_rows(reader, path: Path):
-    """csv rows, a csv.Error (a stray quote, an over-long field) naming file:line."""
+    """(first line, csv row) pairs; a csv.Error (a stray quote, an over-long field) names file:line."""
     while True:
+        start = reader.line_num + 1  # a quoted field may run over several lines: the row starts here
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as e:
-            raise RecordError(f"{path}:{reader.line_num}: unreadable CSV ({e})") from None
-        yield row
+            raise RecordError(f"{path}:{start}: unreadable CSV ({e})") from None
+        yield start, row
 
 
 def read_stsb(path: str | Path, task: str = "paraphrase", instruction: str | None = None, *,
@@ -43,12 +44,15 @@ def read_stsb(path: str | Path, task: str = "paraphrase", instruction: str | Non
     prefix = id_prefix or default_prefix(task, path)
     result = LoadResult([])
     reader = csv.reader(io.StringIO(read_text_located(path, RecordError), newline=""))
-    for row in _csv_rows(reader, path):
-        lineno = reader.line_num  # physical line where the row ends (quoted newlines)
-        where = f"{path}:{lineno}"
+    for start, row in _csv_rows(reader, path):
+        lineno = reader.line_num  # physical line where the row ends (quoted newlines): the record id
+        where = f"{path}:{start}"
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) != 3:
+            if lineno > start and any("\n" in c for c in row):
+                raise RecordError(f"{where}: unclosed quote: a quoted field opened on this line runs to line "
+                                  f"{lineno}{' (the end of the file)' if lineno >= _last_line(path) else ''}")
             raise RecordError(f"{where}: expected 3 columns (s1,s2,score), got {len(row)}")
         try:
             score = float(row[2])
@@ -66,6 +70,10 @@ def read_stsb(path: str | Path, task: str = "paraphrase", instruction: str | Non
             source=s1, target=s2, meta={"origin": str(path), "line": lineno, "score": score},
         ))
     return result
+
+
+def _last_line(path: Path) -> int:
+    return len(read_lines(path))
 
 
 WNC_COLUMNS = ("id", "src_tok", "tgt_tok", "src_raw", "tgt_raw", "src_POS_tags", "tgt_parse_tags")
