@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rationalign.cfg_access import cfg_get
+from rationalign.io import read_json_located
 
 log = logging.getLogger("rationalign")
 
@@ -168,7 +169,13 @@ def build_tiny_t5(tokenizer, tiny_cfg: Any = None):
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return T5ForConditionalGeneration(config)
+        model = T5ForConditionalGeneration(config)
+        # T5 draws an untied head with std 1.0 (meant to be trained): on a random model the logits then
+        # spread ~8 nats and sampling at temperature 1.2 repeats one byte ("----------------"), so K-fold
+        # samples never differ on a metric. std 0.02 (the tiny Llama's initializer_range) gives the
+        # near-uniform output a random test model should have.
+        torch.nn.init.normal_(model.lm_head.weight, std=0.02)
+        return model
 
 
 def _dtype(name: str):
@@ -296,6 +303,8 @@ def load_for_training(model_cfg: Any, cache_dir=None, *, init_adapter: str | Pat
     if init_adapter is not None:
         from peft import PeftModel
 
+        read_json_located(Path(init_adapter) / "adapter_config.json")  # peft's own error names no file
+
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     elif lora_on:
         model = add_lora(model, model_cfg, "SEQ_CLS" if head == "score" else "CAUSAL_LM")
@@ -309,6 +318,8 @@ def load_trained(model_cfg: Any, adapter_dir: str | Path | None, cache_dir=None,
         # A full (merged) model directory.
         return load_base_model({"source": "dir" if False else "hf", "path": str(adapter_dir),
                                 "dtype": cfg_get(model_cfg, "dtype", "float32")}, cache_dir, head=head)
+    if adapter_dir is not None and (adapter_dir / "adapter_config.json").exists():
+        read_json_located(adapter_dir / "adapter_config.json")  # peft's own error names no file
     model, tok = load_base_model(model_cfg, cache_dir, head=head)
     if adapter_dir is not None:
         from peft import PeftModel
