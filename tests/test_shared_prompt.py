@@ -34,6 +34,23 @@ def _features(with_rationale=False, seed=0):
     return feats
 
 
+def assert_equal_sums(a: torch.Tensor, b: torch.Tensor, n_terms: int) -> None:
+    """a == b up to the rounding of a sum of n_terms in their dtype: two orders of accumulating the same
+    terms differ by at most n_terms * eps * (sum of |terms|), bounded here by the larger |value| (float64:
+    eps 2.2e-16, so even 10^6 terms leave a 2e-10 relative margin that no real bug fits in; float32's
+    1.2e-7 would leave none, which is why these comparisons run in float64)."""
+    assert a.dtype == b.dtype == torch.float64 and a.shape == b.shape
+    scale = max(float(a.abs().max()), float(b.abs().max()), torch.finfo(a.dtype).tiny)
+    tol = n_terms * torch.finfo(a.dtype).eps * scale
+    assert float((a - b).abs().max()) <= tol, (float((a - b).abs().max()), tol)
+
+
+def summed_terms(model, feats) -> int:
+    """Terms one value accumulates: each LM-head row sums over the vocabulary, each LoRA gradient over
+    every packed or unpacked token."""
+    return model.config.vocab_size * unpacked_backbone_tokens(feats)
+
+
 @pytest.fixture(scope="module")
 def lora_model():
     model, _tok = load_base_model({"source": "tiny"})
@@ -47,14 +64,34 @@ def lora_model():
     return m
 
 
+def _rms_norm_in_input_dtype(self, x):
+    """LlamaRMSNorm without its cast to float32 (which would round a float64 model to float32 precision
+    at every layer, so two sums that differ by float64 rounding could come out 1e-7 apart)."""
+    return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+
+@pytest.fixture(scope="module")
+def lora_model64(lora_model):
+    """The same adapter in float64 all through: equivalence checks compare in float64 (assert_equal_sums)."""
+    import copy
+    import types
+
+    m = copy.deepcopy(lora_model).double()
+    norms = [mod for mod in m.modules() if type(mod).__name__.endswith("RMSNorm")]
+    assert norms and m.config._attn_implementation == "sdpa"  # eager attention would softmax in float32
+    for mod in norms:
+        mod.forward = types.MethodType(_rms_norm_in_input_dtype, mod)
+    return m
+
+
 @pytest.mark.parametrize("with_rationale", [False, True])
-def test_packed_logps_equal_unpacked(lora_model, with_rationale):
+def test_packed_logps_equal_unpacked(lora_model64, with_rationale):
     feats = _features(with_rationale)
     flat = collate_preference(feats, pad_id=0)
-    want, want_len = sequence_logps(lora_model, flat["input_ids"], flat["attention_mask"], flat["labels"])
-    got, got_len = packed_sequence_logps(lora_model, pack_preference(feats, pad_id=0))
+    want, want_len = sequence_logps(lora_model64, flat["input_ids"], flat["attention_mask"], flat["labels"])
+    got, got_len = packed_sequence_logps(lora_model64, pack_preference(feats, pad_id=0))
     assert torch.equal(got_len, want_len)
-    assert torch.allclose(got, want, atol=1e-4, rtol=1e-5)
+    assert_equal_sums(got, want, summed_terms(lora_model64, feats))
     assert packed_backbone_tokens(feats) < unpacked_backbone_tokens(feats)
 
 
@@ -67,26 +104,27 @@ def unpacked_backbone_tokens(feats):
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
-def test_packed_loss_and_gradients_equal_unpacked(lora_model, loss):
+def test_packed_loss_and_gradients_equal_unpacked(lora_model64, loss):
     from rationalign.runner import compose
     from rationalign.training.preference import setup_for
 
     setup = setup_for(compose([f"loss={loss}"]).loss)
     feats = _features(setup.with_rationale)
     fn = make_loss_fn(setup.loss_name, setup.hparams)
-    params = [p for n, p in lora_model.named_parameters() if "lora_" in n]
+    params = [p for n, p in lora_model64.named_parameters() if "lora_" in n]
 
     def run(batch):
-        lora_model.zero_grad()
-        value, _ = fn(lora_model, {**batch, "n_pairs": len(feats)})
+        lora_model64.zero_grad()
+        value, _ = fn(lora_model64, {**batch, "n_pairs": len(feats)})
         value.backward()
         return value.detach(), [p.grad.clone() for p in params]
 
     v_flat, g_flat = run(collate_preference(feats, 0))
     v_pack, g_pack = run(pack_preference(feats, 0))
-    assert torch.allclose(v_pack, v_flat, atol=1e-5, rtol=1e-4)
+    n = summed_terms(lora_model64, feats)
+    assert_equal_sums(v_pack, v_flat, n)
     for a, b in zip(g_pack, g_flat):
-        assert torch.allclose(a, b, atol=1e-5, rtol=1e-3)
+        assert_equal_sums(a, b, n)
     assert any(g.abs().sum() > 0 for g in g_flat)
 
 
@@ -166,17 +204,20 @@ def test_packed_equals_unpacked_on_the_embedded_model():
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
 
 
-def test_chunked_head_gives_the_same_logps_and_gradients(lora_model):
+def test_chunked_head_gives_the_same_logps_and_gradients(lora_model64):
+    """Was flaky in float32 (rtol 1e-4 against sums of ~10^6 float32 terms: -1.6100 vs -1.6101)."""
     feats = _features(with_rationale=True)
     batch = pack_preference(feats, 0)
     out = []
     for chunk in (0, 7):
-        lora_model.zero_grad()
-        lp, _ = packed_sequence_logps(lora_model, batch, logits_chunk=chunk)
+        lora_model64.zero_grad()
+        lp, _ = packed_sequence_logps(lora_model64, batch, logits_chunk=chunk)
         lp.sum().backward()
-        out.append((lp.detach(), [p.grad.clone() for n, p in lora_model.named_parameters() if "lora_" in n]))
+        out.append((lp.detach(), [p.grad.clone() for n, p in lora_model64.named_parameters() if "lora_" in n]))
     (a, ga), (b, gb) = out
     assert batch["pred_target"].numel() > 7  # really more than one chunk
-    assert torch.allclose(a, b, atol=1e-5)
+    n = summed_terms(lora_model64, feats)
+    assert_equal_sums(a, b, n)
     for x, y in zip(ga, gb):
-        assert torch.allclose(x, y, atol=1e-6, rtol=1e-4)
+        assert_equal_sums(x, y, n)
+    assert any(x.abs().sum() > 0 for x in ga)

@@ -99,11 +99,17 @@ def seq2seq_completion_logits(model, input_ids, attention_mask, labels):
         h = hidden[mask]
         if inner.config.scale_decoder_outputs:
             h = h * (inner.config.d_model ** -0.5)
-        logits = inner.get_output_embeddings()(h).float()
+        logits = at_least_fp32(inner.get_output_embeddings()(h))
     else:  # through the (possibly wrapped) model's own forward
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                       use_cache=False).logits[mask].float()
+        logits = at_least_fp32(model(input_ids=input_ids, attention_mask=attention_mask,
+                                     decoder_input_ids=decoder_input_ids, use_cache=False).logits[mask])
     return logits, labels[mask], rows
+
+
+def at_least_fp32(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits in float32 for the log-softmax; float32 and float64 as they are (a float64
+    model, as the equivalence tests use, keeps its precision)."""
+    return logits if logits.dtype == torch.float64 else logits.float()
 
 
 def _seq2seq_token_logps(model, input_ids, attention_mask, labels):
@@ -134,9 +140,10 @@ def causal_completion_logits(model, input_ids, attention_mask, mask) -> torch.Te
     Unsharded models (plain or DDP): the LM head on those rows only. FSDP / DeepSpeed: full logits
     from the model's own forward, then selected."""
     if is_sharded(model):
-        return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1][mask].float()
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        return at_least_fp32(logits[:, :-1][mask])
     hidden = final_hidden_states(model, input_ids, attention_mask)
-    return unwrap_model(model).get_output_embeddings()(hidden[:, :-1][mask]).float()
+    return at_least_fp32(unwrap_model(model).get_output_embeddings()(hidden[:, :-1][mask]))
 
 
 def sequence_logps(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,11 +158,11 @@ def sequence_logps(model, input_ids, attention_mask, labels) -> tuple[torch.Tens
 def full_sequence_logps_reference(model, input_ids, attention_mask, labels):
     """Straightforward full-logits version, kept as the test oracle for `sequence_logps`."""
     if is_seq2seq(model):  # HF's own forward with labels: decoder logits align with labels (no shift)
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits.float()
+        logits = at_least_fp32(model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits)
         mask = labels != -100
         lp = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         return (lp * mask).sum(-1), mask.sum(-1).to(lp.dtype)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    logits = at_least_fp32(model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1])
     targets = labels[:, 1:]
     mask = targets != -100
     lp = torch.log_softmax(logits, -1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rationalign.training.logps import final_hidden_states, unwrap_model
+from rationalign.training.logps import at_least_fp32, final_hidden_states, unwrap_model
 
 
 def supports_block_mask(model) -> bool:
@@ -86,7 +86,7 @@ def pack_preference(features: list[dict], pad_id: int) -> dict[str, Any]:
 
 
 def _chunk_logps(head, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return -F.cross_entropy(head(h).float(), target, reduction="none")
+    return -F.cross_entropy(at_least_fp32(head(h)), target, reduction="none")
 
 
 def completion_logps(head, h: torch.Tensor, target: torch.Tensor, chunk: int = 0) -> torch.Tensor:
