@@ -33,6 +33,7 @@ class Mutation:
 
 PREF = "rationalign/training/preference.py"
 LOSS_TESTS = ("tests/test_loss_assembly.py",)
+SCORED = "tests/test_scored_text.py"
 
 MUTATIONS = [
     Mutation("pref-swap-rows", PREF, '"chosen_logps": lp[:b], "rejected_logps": lp[b:2 * b]',
@@ -104,6 +105,27 @@ MUTATIONS = [
     Mutation("quark-contrast-ignores-bin", "rationalign/stages/quark_rounds.py",
              '(("best", n_bins - 1), ("worst", 0))', '(("best", n_bins - 1), ("worst", n_bins - 1))',
              ("tests/test_quark_prefix.py",), "contrast_check: the worst bin sampled with the best-bin tokens"),
+    # Issue 27: mutants the whole fast suite let through (or caught only by accident).
+    Mutation("report-sari-sentence-mean", "rationalign/stages/evaluate.py",
+             "        res = get_metric(m)([r.source for r in recs], hyps, refs)\n",
+             "        res = get_metric(m)([r.source for r in recs], hyps, refs)\n"
+             "        if m == \"sari\":\n"
+             "            res = {\"score\": sum(get_metric(m)([r.source], [h], [g])[\"score\"]\n"
+             "                               for r, h, g in zip(recs, hyps, refs)) / len(recs)}\n",
+             (f"{SCORED}::test_sari_cell_is_corpus_sari_not_the_sentence_mean",),
+             "score_column: SARI cell = mean of sentence SARI instead of corpus SARI"),
+    Mutation("eval-malformed-raw-text", "rationalign/stages/evaluate.py",
+             "suggestion = p.suggestion if p.suggestion else r.source", "suggestion = p.suggestion if p.ok else o",
+             (f"{SCORED}::test_malformed_answer_is_scored_on_its_suggestion",),
+             "generate_predictions: a malformed output's raw text (marker, rationale) scored as the suggestion"),
+    Mutation("sample-top-p-dropped", "rationalign/stages/sample.py", "top_p=float(s.top_p), ", "",
+             (f"{SCORED}::test_sample_stage_passes_the_configured_sampling_to_the_engine",),
+             "stage=sample: engine.sampling.top_p not passed (the engine samples with top_p 1.0)"),
+    Mutation("pairs-score-text", "rationalign/stages/pairs.py",
+             'items.append((row["task"], row["instruction"], row["source"], c["suggestion"]))',
+             'items.append((row["task"], row["instruction"], row["source"], c["text"]))',
+             (f"{SCORED}::test_pairs_stage_scores_the_suggestion_not_the_rationale",),
+             "stage=pairs: the reward model scores suggestion + rationale instead of the suggestion"),
     Mutation("gguf-temp-as-hit", "rationalign/models.py", 'if (target / "config.json").exists():',
              'if (target / "config.json").exists() or any(target.parent.glob(".convert-*/config.json")):',
              ("tests/test_models.py::test_unfinished_conversion_is_not_mistaken_for_a_cache_hit",),
