@@ -104,8 +104,8 @@ def rank_pairs(cfg, records: list[Record], samples: dict[str, list[str]], seed: 
 
 @register_stage(
     "kfold",
-    collective=True,
-    generates=True,  # trains: every rank of accelerate launch takes part
+    collective=True,  # trains: every rank of accelerate launch takes part
+    generates=True,
     # engine.name/batch_size/prefill_once: the engines draw different random samples (engines/__init__.py).
     # sft.train: the fold models train as the SFT model unless kfold.train says otherwise.
     config_keys=("model", "task", "data", "prompts", "kfold", "sft.train", "engine.name", "engine.batch_size",

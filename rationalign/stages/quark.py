@@ -117,8 +117,8 @@ def quark_inputs(cfg) -> list[str]:
 
 @register_stage(
     "quark",
-    collective=True,
-    generates=True,  # trains: every rank of accelerate launch takes part
+    collective=True,  # trains: every rank of accelerate launch takes part
+    generates=True,
     config_keys=("model", "task", "data", "prompts", "quark", "engine.name", "engine.batch_size",
                  "engine.prefill_once", "seed", "rationale.position", "rationale.name"),
     upstream=quark_upstream,
