@@ -118,6 +118,7 @@ class DataConfig:
     # Each split: a JSONL of records (format=records) or a real-format spec read by rationalign.data.readers.
     labeled: str | None = None
     unlabeled: str | None = None
+    dev: str | None = None  # held out like test: what sweeps evaluate (evaluate.split)
     test: str | None = None
     format: str = checked("records", choices=("records", "local", "hub"))
     local: dict[str, Any] = field(default_factory=dict)  # data=local: per-task reader specs
@@ -125,6 +126,7 @@ class DataConfig:
     # Caps per task keep CPU demos small; null = use everything.
     max_labeled_per_task: int | None = checked(None, ge=1)
     max_unlabeled_per_task: int | None = checked(None, ge=1)
+    max_dev_per_task: int | None = checked(None, ge=1)
     max_test_per_task: int | None = checked(None, ge=1)
     # A labeled record without a target / a test record without gold is an error naming file:line
     # unless the user opts into skipping it (then counted with its reason in the manifest and the log).
