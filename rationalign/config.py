@@ -262,6 +262,9 @@ class EvaluateParams:
     stop_at_rationale: bool = False
     analyses: bool = True  # reward-model quality and edit precision (need the reward stage / errant)
     report_name: str = "report"
+    # Which split is evaluated: auto = test in a single run, dev under multirun (a sweep chooses
+    # settings and must not see the test set). Resolved once per run (rationalign/data/eval_split.py).
+    split: str = checked("auto", choices=("auto", "dev", "test"))
 
 
 @dataclass
@@ -300,7 +303,7 @@ class QuarkParams:
     top_p: float = checked(1.0, gt=0, le=1)
     top_k: int = checked(0, ge=0)
     max_new_tokens: int = 96
-    eval_split: str = checked("test", choices=("test", "labeled", "none"))  # per-round task metric (greedy, best bins)
+    eval_split: str = checked("test", choices=("test", "dev", "labeled", "none"))  # per-round task metric (greedy, best bins)
     eval_max_new_tokens: int = 64
     log_samples: int = 3  # sample rationales logged per round (reward-hacking guard)
     # After each round, sample this many training inputs under the best-bin and under the worst-bin
@@ -316,7 +319,7 @@ class QuarkParams:
 class ShowPromptsParams:
     """stage=show_prompts: which records it prints (it trains and writes nothing)."""
 
-    split: str = checked("labeled", choices=("labeled", "test"))  # labeled | test: records with a gold revision (the SFT target, RM and teacher inputs)
+    split: str = checked("labeled", choices=("labeled", "dev", "test"))  # labeled | dev | test: records with a gold revision (the SFT target, RM and teacher inputs)
     records_per_task: int = 1
 
 

@@ -25,6 +25,9 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
     errors = schema_errors(cfg)
     if errors:
         raise ConfigError("; ".join(errors))
+    from rationalign.data.eval_split import settle
+
+    settle(cfg)  # evaluate.split=auto -> dev (multirun) or test, before any stage key is computed
     if cfg.stage.name not in STAGES:
         raise ConfigError(f"stage={cfg.stage.name}: unknown stage; known: {', '.join(STAGES.names())}")
     missing = [t for t in cfg.task.names if t not in cfg.task.specs]
@@ -43,7 +46,9 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
             registry.typed(node, where=key)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    for name in ("labeled", "unlabeled", "test"):
+    from rationalign.data.splits import SPLITS
+
+    for name in SPLITS:
         path = cfg.data.get(name)
         if cfg.data.format == "records" and path and not Path(path).exists():
             raise ConfigError(f"data.{name}: file not found: {path}")
@@ -102,16 +107,19 @@ KNOWN_SYSTEMS = ("base", "sft", "sft_no_rationale", "aligned", "quark")
 
 
 def validate_data(cfg: DictConfig) -> None:
-    """Read every configured split in full, so a bad record in data.test fails now, not after
-    training. data=hub is read by its own stage-time builder (downloads) and skipped here."""
-    if cfg.data.format == "hub":
-        return
+    """Read every split the run needs in full, so a bad record in data.test fails now, not after
+    training; a run that evaluates dev never opens the test files (eval_split.needed_splits).
+    data=hub is read by its own stage-time builder (downloads) and skipped here."""
+    from rationalign.data.eval_split import needed_splits
     from rationalign.data.records import DataConfigError, RecordError
-    from rationalign.data.splits import SPLITS, load_split
+    from rationalign.data.splits import load_split
 
-    for split in SPLITS:
-        try:
+    try:
+        splits = needed_splits(cfg)  # a sweep without a dev split fails here
+        if cfg.data.format == "hub":
+            return
+        for split in splits:
             load_split(cfg, split)
-        except (RecordError, DataConfigError, FileNotFoundError) as e:
-            raise ConfigError(str(e)) from None
+    except (RecordError, DataConfigError, FileNotFoundError) as e:
+        raise ConfigError(str(e)) from None
 
