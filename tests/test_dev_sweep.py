@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "rationalign" / "data" / "demo"
 
@@ -73,3 +75,31 @@ def test_sweep_with_default_split_never_opens_a_test_file(tmp_path):
         report = json.loads((Path(r["stage_dir"]) / "report.json").read_text())
         assert report["analyses"]["evaluated_split"] == "dev"
 
+
+@pytest.mark.slow
+def test_aggregate_evaluates_the_dev_choice_on_test_reusing_every_trained_stage(tmp_path):
+    """experiments/aggregate.py --test re-runs the best dev setting with evaluate.split=test: the SFT
+    model the sweep trained is reused (one sft dir, its manifest untouched), only evaluation runs."""
+    sweep, out = tmp_path / "sweep", tmp_path / "out"
+    overrides = ["stage=evaluate", "model=tiny", "task=gec", "evaluate.systems=[sft]", "evaluate.analyses=false",
+                 "data.max_labeled_per_task=4", "data.max_dev_per_task=2", "data.max_test_per_task=2",
+                 "sft.train.epochs=1", "sft.train.batch_size=4", f"paths.root={out}", f"hydra.sweep.dir={sweep}",
+                 "evaluate.max_new_tokens=4,6"]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HYDRA_FULL_ERROR": "1"}
+    proc = subprocess.run([sys.executable, "-m", "rationalign", "-m", *overrides], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (sft_manifest,) = (out / "default" / "sft").glob("*/manifest.json")
+    stamp = sft_manifest.stat().st_mtime_ns
+    agg = subprocess.run([sys.executable, str(REPO / "experiments" / "aggregate.py"), str(sweep), "--no-plots",
+                          "--test", "--metric", "sft.CoN.score"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=1800, check=False)
+    assert agg.returncode == 0, agg.stderr[-3000:]
+    assert "## Chosen on dev: sft.CoN.score (max)" in agg.stdout and "| sft.CoN.score |" in agg.stdout
+    assert list((out / "default" / "sft").glob("*/manifest.json")) == [sft_manifest]
+    assert sft_manifest.stat().st_mtime_ns == stamp  # reused, not retrained
+    res = json.loads((sweep / "dev_test.json").read_text())
+    (job,) = res["jobs"]
+    test_result = json.loads((tmp_path / "sweep-test" / str(job) / "result.json").read_text())
+    manifest = json.loads((Path(test_result["stage_dir"]) / "manifest.json").read_text())
+    assert manifest["evaluated_split"] == "test" and manifest["counts"]["test_records"] == 2
