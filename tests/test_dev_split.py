@@ -248,10 +248,15 @@ def test_test_requested_but_missing_falls_back_to_dev_with_a_reason():
     cfg = compose(["stage=evaluate", "data.test=null"])
     split, reason = eval_split.evaluated_split(cfg)
     assert split == "dev" and reason.startswith("no test set was given (data.test is not set)")
-    cfg = local_cfg({"dev": {"simplification": {"format": "asset", "source": "a", "refs": "b"}},
-                     "test": {"simplification": None}})
-    split, reason = eval_split.evaluated_split(cfg)
-    assert split == "dev" and "data.local.test names no reader spec for tasks ['simplification']" in reason
+    for test in (None, {"format": "asset", "source": None, "refs": None}):  # disabled, or a preset's placeholder
+        cfg = local_cfg({"dev": {"simplification": {"format": "asset", "source": "a", "refs": "b"}},
+                         "test": {"simplification": test}})
+        split, reason = eval_split.evaluated_split(cfg)
+        assert split == "dev" and "data.local.test gives no data for tasks ['simplification']" in reason
+    half = local_cfg({"dev": {"simplification": {"format": "asset", "source": "a", "refs": "b"}},
+                      "test": {"simplification": {"format": "asset", "source": "a.orig", "refs": None}}})
+    with pytest.raises(DataConfigError, match=r"^data\.local\.test\.simplification\.refs: required"):
+        eval_split.evaluated_split(half)
     with pytest.raises(DataConfigError, match="no dev split either"):
         eval_split.evaluated_split(compose(["stage=evaluate", "data.test=null", "data.dev=null"]))
 
@@ -285,3 +290,18 @@ def test_evaluate_key_hashes_only_the_evaluated_split(tmp_path):
     assert key("dev") == dev_key and key("test") != test_key
     (tmp_path / "dev.jsonl").write_text((tmp_path / "dev.jsonl").read_text().replace("He goes.", "He has gone."))
     assert key("dev") != dev_key
+
+
+def test_evaluate_without_a_test_set_evaluates_dev_and_says_so(tmp_path, caplog):
+    from rationalign.runner import run
+
+    cfg = compose(["stage=evaluate", "model=tiny", "task=gec", "evaluate.systems=[base]", "evaluate.analyses=false",
+                   "evaluate.max_new_tokens=4", "data.test=null", "data.max_dev_per_task=2",
+                   f"paths.root={tmp_path / 'out'}"])
+    with caplog.at_level("WARNING", logger="rationalign"):
+        manifest = run(cfg)
+    assert manifest["evaluated_split"] == "dev" and manifest["counts"] == {"dev_records": 2, "systems": 1}
+    assert manifest["test_missing_reason"].startswith("no test set was given (data.test is not set)")
+    assert "evaluating the dev split instead" in caplog.text
+    report = json.loads(Path(manifest["report"]).with_suffix(".json").read_text())
+    assert report["analyses"]["test_missing_reason"] == manifest["test_missing_reason"]

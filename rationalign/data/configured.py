@@ -150,11 +150,22 @@ def configured_specs(cfg: DictConfig, split: str, tasks: list[str] | None = None
         many = isinstance(specs, list)
         for i, spec in enumerate(specs if many else [specs]):
             k = f"{key}[{i}]" if many else key
+            if _placeholder(spec):
+                continue  # e.g. a preset's test.<task>.source: null, given on the command line or not at all
             if isinstance(spec, dict) and "pool" in spec:
                 out.append((k, task, _carve_ref(k, task, spec, pools)))
             else:
                 out.append((k, task, _check_spec(k, task, spec, fmt_node, root)))
     return out
+
+
+def _placeholder(spec: Any) -> bool:
+    """A spec whose every input key is present and null: no data given for that task (not an error;
+    a spec with some inputs set and others null still fails naming the missing one)."""
+    if not isinstance(spec, dict) or "pool" in spec:
+        return False
+    inputs = [k for k in _INPUT_KEYS if k in spec]
+    return bool(inputs) and all(spec[k] in (None, "", []) for k in inputs)
 
 
 def _check_spec(key: str, task: str, spec: Any, node: str, root: str | None) -> dict:

@@ -68,7 +68,7 @@ def evaluated_split(cfg: DictConfig) -> tuple[str, str | None]:
                               f"(docs/sweeps.md), or set evaluate.split=test to evaluate on the test set on purpose")
     if split == "test" and not has_split(cfg, "test"):
         named = ("is not set" if cfg.data.format == "records"
-                 else f"names no reader spec for tasks {list(cfg.task.names)}")
+                 else f"gives no data for tasks {list(cfg.task.names)}")
         reason = f"no test set was given ({where.format(s='test')} {named})"
         if not has_split(cfg, "dev"):
             raise DataConfigError(f"{where.format(s='test')}: {reason}, and no dev split either: nothing to evaluate")
