@@ -118,6 +118,7 @@ class DataConfig:
     # Each split: a JSONL of records (format=records) or a real-format spec read by rationalign.data.readers.
     labeled: str | None = None
     unlabeled: str | None = None
+    dev: str | None = None  # held out like test: what sweeps evaluate (evaluate.split)
     test: str | None = None
     format: str = checked("records", choices=("records", "local", "hub"))
     local: dict[str, Any] = field(default_factory=dict)  # data=local: per-task reader specs
@@ -125,6 +126,7 @@ class DataConfig:
     # Caps per task keep CPU demos small; null = use everything.
     max_labeled_per_task: int | None = checked(None, ge=1)
     max_unlabeled_per_task: int | None = checked(None, ge=1)
+    max_dev_per_task: int | None = checked(None, ge=1)
     max_test_per_task: int | None = checked(None, ge=1)
     # A labeled record without a target / a test record without gold is an error naming file:line
     # unless the user opts into skipping it (then counted with its reason in the manifest and the log).
@@ -260,6 +262,9 @@ class EvaluateParams:
     stop_at_rationale: bool = False
     analyses: bool = True  # reward-model quality and edit precision (need the reward stage / errant)
     report_name: str = "report"
+    # Which split is evaluated: auto = test in a single run, dev under multirun (a sweep chooses
+    # settings and must not see the test set). Resolved once per run (rationalign/data/eval_split.py).
+    split: str = checked("auto", choices=("auto", "dev", "test"))
 
 
 @dataclass
@@ -298,7 +303,7 @@ class QuarkParams:
     top_p: float = checked(1.0, gt=0, le=1)
     top_k: int = checked(0, ge=0)
     max_new_tokens: int = 96
-    eval_split: str = checked("test", choices=("test", "labeled", "none"))  # per-round task metric (greedy, best bins)
+    eval_split: str = checked("test", choices=("test", "dev", "labeled", "none"))  # per-round task metric (greedy, best bins)
     eval_max_new_tokens: int = 64
     log_samples: int = 3  # sample rationales logged per round (reward-hacking guard)
     # After each round, sample this many training inputs under the best-bin and under the worst-bin
@@ -314,7 +319,7 @@ class QuarkParams:
 class ShowPromptsParams:
     """stage=show_prompts: which records it prints (it trains and writes nothing)."""
 
-    split: str = checked("labeled", choices=("labeled", "test"))  # labeled | test: records with a gold revision (the SFT target, RM and teacher inputs)
+    split: str = checked("labeled", choices=("labeled", "dev", "test"))  # labeled | dev | test: records with a gold revision (the SFT target, RM and teacher inputs)
     records_per_task: int = 1
 
 

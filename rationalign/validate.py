@@ -40,13 +40,17 @@ def check_group_options(overrides: list[str], conf: str | Path) -> None:
 
 def validate(cfg: DictConfig, data: bool = True) -> None:
     """Every check that needs no model: schema (unknown keys, ranges, enums), registries, prompts,
-    sources and, with `data`, every split file read record by record. Raises ConfigError."""
+    sources and, with `data`, what this machine must have for the run: every split file read record by
+    record, the engine installed (vLLM), predict's texts. Raises ConfigError."""
     from rationalign.config import schema_errors
     from rationalign.stages.base import STAGES
 
     errors = schema_errors(cfg)
     if errors:
         raise ConfigError("; ".join(errors))
+    from rationalign.data.eval_split import settle
+
+    settle(cfg)  # evaluate.split=auto -> dev (multirun) or test, before any stage key is computed
     if cfg.stage.name not in STAGES:
         raise ConfigError(f"stage={cfg.stage.name}: unknown stage; known: {', '.join(STAGES.names())}")
     missing = [t for t in cfg.task.names if t not in cfg.task.specs]
@@ -65,7 +69,9 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
             registry.typed(node, where=key)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    for name in ("labeled", "unlabeled", "test"):
+    from rationalign.data.splits import SPLITS
+
+    for name in SPLITS:
         path = cfg.data.get(name)
         if cfg.data.format == "records" and path and not Path(path).exists():
             raise ConfigError(f"data.{name}: file not found: {path}")
@@ -116,8 +122,8 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
         if system not in KNOWN_SYSTEMS and not str(system).startswith("path:"):
             raise ConfigError(f"evaluate.systems: unknown system '{system}' (known: {', '.join(KNOWN_SYSTEMS)}, "
                               "path:<adapter or model dir>)")
-    check_engine(cfg)
     if data:
+        check_engine(cfg)
         validate_data(cfg)
         check_predict_inputs(cfg)
 
@@ -171,16 +177,22 @@ def check_predict_inputs(cfg: DictConfig) -> None:
 
 
 def validate_data(cfg: DictConfig) -> None:
-    """Read every configured split in full, so a bad record in data.test fails now, not after
-    training. data=hub is read by its own stage-time builder (downloads) and skipped here."""
+    """Read every split the run needs in full, so a bad record in data.test fails now, not after
+    training; a run that evaluates dev never opens the test files (eval_split.needed_splits).
+    data=hub is read by its own stage-time builder (downloads) and skipped here."""
+    from rationalign.data.eval_split import needed_splits
+    from rationalign.data.records import DataConfigError, RecordError
+    from rationalign.data.splits import load_split, split_files
+
+    try:
+        splits = needed_splits(cfg)  # a sweep without a dev split fails here
+    except (RecordError, DataConfigError, FileNotFoundError) as e:
+        raise ConfigError(str(e)) from None
     if cfg.data.format == "hub":
         return
-    from rationalign.data.records import DataConfigError, RecordError
-    from rationalign.data.splits import SPLITS, load_split, split_files
-
     stages = stages_to_run(cfg)
     needed = splits_read_by(cfg, stages)
-    for split in SPLITS:
+    for split in splits:
         try:
             records = load_split(cfg, split)
         except (RecordError, DataConfigError, FileNotFoundError) as e:

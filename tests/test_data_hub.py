@@ -53,6 +53,7 @@ def hub_cfg(tmp_path: Path, tasks: list[str], mirrors: dict[str, tuple[str, dict
     for key, (builder, files) in mirrors.items():
         OmegaConf.update(cfg, f"data.hub.datasets.{key}", {"name": builder, "data_files": files, "revision": None,
                                                            "config": None}, merge=False)
+    hub.setdefault("dev", {})  # the yaml's dev specs name hub validation splits these mirrors lack
     for k, v in hub.items():
         OmegaConf.update(cfg, f"data.hub.{k}", v, merge=False)
     return cfg
@@ -220,6 +221,50 @@ def test_test_sources_never_train(tmp_path):
     assert m["tasks"]["simplification"]["source_in_test"] == 1 and m["overlap"]["labeled_test"] == 0
 
 
+def test_dev_is_the_validation_split_or_a_hold_out_of_train(tmp_path):
+    """dev: ASSET's validation split for simplification; gec has no dev spec, so dev_per_task rows are
+    held out of its train pool, after labeled and unlabeled were drawn (their records do not depend on
+    the dev size). No dev source is labeled, unlabeled or test."""
+    train = coedit_rows(30) + [{"_id": f"s{i}", "task": "simplification", "src": f"Simplify: Long sentence {i} here.",
+                                "tgt": f"Sentence {i}."} for i in range(6)]
+    train.append({"_id": "v", "task": "simplification", "src": "Simplify: The valid one, which is long.",
+                  "tgt": "The valid one."})  # a validation source: kept out of training, counted
+    valid = [{"original": "The valid one, which is long.", "simplifications": ["The valid one.", "It is long."]},
+             {"original": "Another valid one here.", "simplifications": ["Another one."]}]
+    test = [{"original": "A test sentence, long.", "simplifications": ["A test sentence."]}]
+    mirrors = {"coedit": ("json", {"train": write_jsonl(tmp_path / "c/train.jsonl", train)}),
+               "asset": ("parquet", {"validation": write_parquet(tmp_path / "a/valid.parquet", valid),
+                                     "test": write_parquet(tmp_path / "a/test.parquet", test)})}
+    dev_spec = {"simplification": {"dataset": "asset", "split": "validation", "convert": "asset"}}
+
+    def cfg_for(dev_per_task):
+        return hub_cfg(tmp_path, ["gec", "simplification"], mirrors, labeled_per_task=5, unlabeled_per_task=10,
+                       dev_per_task=dev_per_task, dev=dev_spec,
+                       train={"gec": {"dataset": "coedit", "split": "train", "convert": "coedit", "task_values": ["gec"]},
+                              "simplification": {"dataset": "coedit", "split": "train", "convert": "coedit",
+                                                 "task_values": ["simplification"]}})
+
+    cfg = cfg_for(4)
+    dev = load_split(cfg, "dev")
+    by = {t: [r for r in dev if r.task == t] for t in ("gec", "simplification")}
+    assert [r.source for r in by["simplification"]] == ["The valid one, which is long.", "Another valid one here."]
+    assert by["simplification"][0].references == ["The valid one.", "It is long."]
+    assert {r.meta["column"] for r in dev} == {"CoN", "AST"}  # dev is reported in columns like test
+    assert len(by["gec"]) == 4 and all(r.target and r.meta["held_out"] == "dev" for r in by["gec"])
+    train_sources = {r.source for s in ("labeled", "unlabeled") for r in load_split(cfg, s)}
+    assert not {r.source for r in dev} & (train_sources | {r.source for r in load_split(cfg, "test")})
+    m = json.loads((hub_build.cache_dir(cfg) / "manifest.json").read_text())
+    assert m["tasks"]["simplification"]["source_in_dev"] == 1
+    assert m["tasks"]["gec"]["dev_from"] == "train hold-out" and m["tasks"]["gec"]["dev"] == 4
+    assert {k: m["overlap"][k] for k in ("labeled_dev", "unlabeled_dev", "dev_test")} == dict.fromkeys(
+        ("labeled_dev", "unlabeled_dev", "dev_test"), 0)
+    assert m["counts"]["dev"] == 6 and m["dev"] == {"gec": 4, "simplification": 2}
+    other = cfg_for(2)
+    for s in ("labeled", "unlabeled"):
+        assert [r.id for r in load_split(other, s)] == [r.id for r in load_split(cfg, s)]
+    assert len([r for r in load_split(other, "dev") if r.task == "gec"]) == 2
+
+
 # ----------------------------------------------------------------------------- local-only sets
 
 
@@ -256,6 +301,10 @@ def test_hub_yaml_validates_and_names_bad_keys():
     tasks = set(cfg.task.names)
     assert set(cfg.data.hub.train) == tasks  # a labeled (and unlabeled) pool for every task
     assert {"fluency", "clarity", "coherence", "paraphrase", "simplification"} <= set(cfg.data.hub.test)
+    # dev: each test set's own validation split where it has one (the rest: a hold-out of train)
+    assert {t: (d.dataset, d.split) for t, d in cfg.data.hub.dev.items()} == {
+        "fluency": ("iterater", "validation"), "clarity": ("iterater", "validation"),
+        "coherence": ("iterater", "validation"), "paraphrase": ("stsb", "dev"), "simplification": ("asset", "validation")}
     for key, ds in cfg.data.hub.datasets.items():
         assert ds.revision, key  # every hub dataset names a revision
     bad = compose(["data=hub", "task=gec", "+data.hub.train.gec.colour=red"])
@@ -278,5 +327,6 @@ def test_stage_keys_hash_the_converted_records(tmp_path):
     files = {"train": write_jsonl(tmp_path / "coedit/train.jsonl", coedit_rows(6))}
     cfg = hub_cfg(tmp_path, ["gec"], {"coedit": ("json", files)}, labeled_per_task=2, unlabeled_per_task=2, test={})
     got = split_files(cfg)
-    assert [Path(f).name for f in got] == ["labeled.jsonl", "unlabeled.jsonl", "test.jsonl"]
+    assert [Path(f).name for f in got] == ["labeled.jsonl", "unlabeled.jsonl", "dev.jsonl", "test.jsonl"]
+    assert [Path(f).name for f in split_files(cfg, ("dev",))] == ["dev.jsonl"]  # a dev run hashes dev alone
     assert all(Path(f).parent == hub_build.cache_dir(cfg) and Path(f).exists() for f in got)

@@ -12,7 +12,7 @@ from rationalign.data.records import load_records
 from rationalign.data.tasks import TASKS
 
 DEMO_DIR = demo.SENTENCES_FILE.parent
-SPLITS = ("labeled", "unlabeled", "test")
+SPLITS = ("labeled", "unlabeled", "dev", "test")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_shipped_files_equal_fresh_regeneration(tmp_path):
 
 
 def test_every_task_in_every_split_balanced(shipped):
-    sizes = {"labeled": 40, "unlabeled": 30, "test": 15}
+    sizes = {"labeled": 40, "unlabeled": 30, "dev": 10, "test": 15}
     for s, recs in shipped.items():
         counts = collections.Counter(r.task for r in recs)
         assert counts == {t: sizes[s] for t in TASKS}, (s, counts)
@@ -48,12 +48,31 @@ def test_no_test_source_in_training(shipped):
     assert not train_idx & {r.meta["sentence"] for r in shipped["test"]}
 
 
+def test_dev_is_held_out_like_test(shipped):
+    """No dev source in any other split; no dev sentence in training in any form, nor in the same
+    task's test."""
+    others = {r.source for s in ("labeled", "unlabeled", "test") for r in shipped[s]}
+    assert not [r.id for r in shipped["dev"] if r.source in others]
+    train_idx = {r.meta["sentence"] for s in ("labeled", "unlabeled") for r in shipped[s]}
+    assert not train_idx & {r.meta["sentence"] for r in shipped["dev"]}
+    test_idx = {(r.task, r.meta["sentence"]) for r in shipped["test"]}
+    assert not test_idx & {(r.task, r.meta["sentence"]) for r in shipped["dev"]}
+
+
+def test_adding_dev_left_the_other_splits_unchanged():
+    """dev is drawn last with its own RNG: any dev size gives the same labeled/unlabeled/test."""
+    a, b = demo.generate(n_dev=0), demo.generate(n_dev=12)
+    for s in ("labeled", "unlabeled", "test"):
+        assert [r.to_dict() for r in a[s]] == [r.to_dict() for r in b[s]]
+    assert len(a["dev"]) == 0 and len(b["dev"]) == 12 * len(TASKS)
+
+
 def test_split_fields(shipped):
     for r in shipped["labeled"]:
         assert r.target and r.target != r.source and r.references is None
     for r in shipped["unlabeled"]:
         assert r.target is None
-    for r in shipped["test"]:
+    for r in shipped["test"] + shipped["dev"]:
         assert r.references and r.references[0] == r.target and r.source not in r.references
     for recs in shipped.values():
         for r in recs:

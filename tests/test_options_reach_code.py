@@ -107,6 +107,8 @@ def unread(cfg: DictConfig, names: set[str]) -> list[str]:
             parts = parts[:2] + parts[3:]  # task.specs.<task>.<field>: the task name is data
             if len(parts) == 2:
                 continue
+        if parts[:3] == ["data", "local", "pools"] and len(parts) > 3:
+            parts = parts[:3] + parts[4:]  # data.local.pools.<name>.<field>: the pool name is data
         if parts[-1] not in names:
             missing.append(path)
     return missing

@@ -14,6 +14,10 @@ points configured_specs, configured_files and read_configured_split.
     labeled:
       all: {format: records, path: train.jsonl}   # `all`: a multi-task file whose reader names the tasks
     unlabeled: {...}                              # targets are dropped by load_split
+    dev: {...}                                    # held out like test: what sweeps evaluate
+    pools:                       # read once, carved into disjoint parts (rationalign/data/carve.py)
+      asset_valid: {task: simplification, seed: 0, format: asset, source: ..., refs: ...}
+    # then, in any split: simplification: {pool: asset_valid, take: 300}   (take: null = the rest)
 
 Spec keys: `format` (default `hub` under data.hub); the input: `path` (one file or a list; a GYAFC
 split folder), `source` + `refs` (line-aligned formats; refs a list or one glob) or `name` + `split`
@@ -34,7 +38,7 @@ import glob as globmod
 import inspect
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from rationalign.cfg_access import cfg_get
 from rationalign.data import readers
+from rationalign.data.carve import CARVE_ORDER, Part, carve, check_take, norm_source
 from rationalign.data.hub import hub_files, hub_specs, read_split
 from rationalign.data.readers.common import LoadResult
 from rationalign.data.records import DataConfigError, Record, RecordError
@@ -50,7 +55,7 @@ from rationalign.data.tasks import TASKS
 
 log = logging.getLogger("rationalign")
 
-SPLIT_KEYS = ("labeled", "unlabeled", "test")
+SPLIT_KEYS = CARVE_ORDER  # labeled, unlabeled, dev, test
 ALL = "all"  # task key for a multi-task file (records, coedit, iterater): the reader assigns tasks
 _MULTI_TASK = ("records", "jsonl", "coedit", "iterater")
 _OWN_INSTRUCTION = ("records", "jsonl", "coedit")  # formats whose rows carry their instruction
@@ -63,6 +68,7 @@ class SplitResult:
     records: list[Record]
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # config key -> reason -> n
     read: dict[str, int] = field(default_factory=dict)  # config key -> records kept
+    carved: dict[str, dict] = field(default_factory=dict)  # config key -> what its pool part holds
 
 
 last_loaded: dict[str, SplitResult] = {}  # split -> what load_configured_split read last
@@ -77,10 +83,47 @@ def _node(cfg: DictConfig) -> tuple[str, dict]:
         raise DataConfigError(f"data.format={fmt}: expected records, local or hub")
     node = cfg.data.get(fmt)
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
-    bad = sorted(set(data) - {*SPLIT_KEYS, "root"})
+    bad = sorted(set(data) - {*SPLIT_KEYS, "root", "pools"})
     if bad:
-        raise DataConfigError(f"data.{fmt}: unknown key(s) {bad}; expected root, {', '.join(SPLIT_KEYS)}")
+        raise DataConfigError(f"data.{fmt}: unknown key(s) {bad}; expected root, pools, {', '.join(SPLIT_KEYS)}")
     return fmt, data
+
+
+def _pools(data: dict, node: str) -> dict[str, tuple[str, int, dict]]:
+    """name -> (task, carve seed, reader spec) of data.<node>.pools, validated, root applied."""
+    pools = data.get("pools") or {}
+    if not isinstance(pools, dict):
+        raise DataConfigError(f"data.{node}.pools: expected a mapping name -> reader spec with task")
+    out = {}
+    for name, raw in pools.items():
+        key = f"data.{node}.pools.{name}"
+        if not isinstance(raw, dict):
+            raise DataConfigError(f"{key}: expected a reader spec with task (and seed), got {raw!r}")
+        spec = dict(raw)
+        task, seed = spec.pop("task", None), spec.pop("seed", 0)
+        if task not in TASKS:
+            raise DataConfigError(f"{key}.task: required, one of {list(TASKS)} (a pool holds one task's records)")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise DataConfigError(f"{key}.seed: expected an integer (the carve seed), got {seed!r}")
+        out[name] = (task, seed, _check_spec(key, task, spec, node, data.get("root")))
+    return out
+
+
+def _carve_ref(key: str, task: str, spec: dict, pools: dict) -> dict:
+    """A split spec {pool, take}: the pool's reader spec plus the part it asks for."""
+    stray = sorted(set(spec) - {"pool", "take"})
+    if stray:
+        raise DataConfigError(f"{key}.{stray[0]}: not a key of a pool part (pool, take); put reader options "
+                              "on the pool")
+    name = spec["pool"]
+    if name not in pools:
+        raise DataConfigError(f"{key}.pool: {name!r} is not a pool (data.<data>.pools: {sorted(pools)})")
+    if "take" not in spec:
+        raise DataConfigError(f"{key}.take: required (source sentences, or null for the rest)")
+    pool_task, _, pool_spec = pools[name]
+    if pool_task != task:
+        raise DataConfigError(f"{key}.pool: pool {name!r} holds task {pool_task!r}, not {task!r}")
+    return {**pool_spec, "pool": name, "take": check_take(key, spec["take"])}
 
 
 def configured_specs(cfg: DictConfig, split: str, tasks: list[str] | None = None
@@ -96,6 +139,7 @@ def configured_specs(cfg: DictConfig, split: str, tasks: list[str] | None = None
         raise DataConfigError(f"{base}: expected a mapping task -> reader spec, got {type(by_task).__name__}")
     wanted = set(cfg.task.names if tasks is None else tasks)
     root = data.get("root")
+    pools = _pools(data, fmt_node)
     out = []
     for task, specs in by_task.items():
         key = f"{base}.{task}"
@@ -106,8 +150,22 @@ def configured_specs(cfg: DictConfig, split: str, tasks: list[str] | None = None
         many = isinstance(specs, list)
         for i, spec in enumerate(specs if many else [specs]):
             k = f"{key}[{i}]" if many else key
-            out.append((k, task, _check_spec(k, task, spec, fmt_node, root)))
+            if _placeholder(spec):
+                continue  # e.g. a preset's test.<task>.source: null, given on the command line or not at all
+            if isinstance(spec, dict) and "pool" in spec:
+                out.append((k, task, _carve_ref(k, task, spec, pools)))
+            else:
+                out.append((k, task, _check_spec(k, task, spec, fmt_node, root)))
     return out
+
+
+def _placeholder(spec: Any) -> bool:
+    """A spec whose every input key is present and null: no data given for that task (not an error;
+    a spec with some inputs set and others null still fails naming the missing one)."""
+    if not isinstance(spec, dict) or "pool" in spec:
+        return False
+    inputs = [k for k in _INPUT_KEYS if k in spec]
+    return bool(inputs) and all(spec[k] in (None, "", []) for k in inputs)
 
 
 def _check_spec(key: str, task: str, spec: Any, node: str, root: str | None) -> dict:
@@ -178,22 +236,29 @@ def _check_files(key: str, spec: dict) -> None:
 
 
 def configured_files(cfg: DictConfig, splits: tuple[str, ...] = SPLIT_KEYS) -> list[str]:
-    """Every input file the data=local config names (selected tasks, all splits; globs expanded,
-    GYAFC folders listed), for hashing into stage keys. data=hub: its converted, cached records."""
+    """Every input file the data=local config names for `splits` (selected tasks; globs expanded,
+    GYAFC folders listed, a pool part's pool files), for hashing into stage keys. data=hub: the
+    converted, cached record files of those splits."""
     if cfg.data.format == "hub":
-        return hub_files(cfg)
+        return hub_files(cfg, splits)
     files: list[str] = []
     for split in splits:
         for _, _, spec in configured_specs(cfg, split):
-            for k in ("path", "source", "refs"):
-                for v in (spec.get(k) if isinstance(spec.get(k), list) else [spec.get(k)]):
-                    if not v:
-                        continue
-                    matches = sorted(globmod.glob(v)) if any(c in v for c in "*?[") else [v]
-                    for m in matches:
-                        p = Path(m)
-                        files.extend(sorted(str(f) for f in p.iterdir() if f.is_file()) if p.is_dir() else [m])
+            files.extend(_spec_files(spec))
     return [f for f in dict.fromkeys(files) if Path(f).is_file()]
+
+
+def _spec_files(spec: dict) -> list[str]:
+    files: list[str] = []
+    for k in ("path", "source", "refs"):
+        for v in (spec.get(k) if isinstance(spec.get(k), list) else [spec.get(k)]):
+            if not v:
+                continue
+            matches = sorted(globmod.glob(v)) if any(c in v for c in "*?[") else [v]
+            for m in matches:
+                p = Path(m)
+                files.extend(sorted(str(f) for f in p.iterdir() if f.is_file()) if p.is_dir() else [m])
+    return files
 
 
 # ----------------------------------------------------------------------------- reading
@@ -274,7 +339,7 @@ def _finish(key: str, task: str, spec: dict, records: list[Record], task_specs: 
                 raise DataConfigError(f"{key}.column: {column!r} is not a column of task {r.task!r} ({cols})")
         elif len(cols) == 1:
             column = cols[0]
-        elif len(cols) > 1 and split == "test":
+        elif len(cols) > 1 and split in ("dev", "test"):  # evaluated: each record needs its column
             raise DataConfigError(f"{key}.column: required, task {r.task!r} reports several columns {cols}")
         if column is not None:
             r.meta = {**(r.meta or {}), "column": column}
@@ -288,12 +353,12 @@ def read_configured_split(cfg: DictConfig, split: str) -> SplitResult:
         raise ValueError(f"unknown split '{split}' (expected one of {SPLIT_KEYS})")
     if cfg.data.format == "hub":
         records, manifest = read_split(cfg, split)
-        nodes = ("test",) if split == "test" else ("train", "unlabeled_extra") if split == "unlabeled" else ("train",)
+        nodes = {"test": ("test",), "dev": ("dev", "train"), "unlabeled": ("train", "unlabeled_extra")}.get(split, ("train",))
         dropped = {k: v for k, v in manifest["dropped"].items() if k.split(".")[2] in nodes}
         return SplitResult(records, dropped, {split: len(records)})
     specs = configured_specs(cfg, split)
     for key, _, spec in specs:
-        _check_files(key, spec)
+        _check_files(_pool_key(cfg, spec) if "pool" in spec else key, spec)
     per_task: dict[str, int] = {}
     for _, task, _ in specs:
         per_task[task] = per_task.get(task, 0) + 1
@@ -306,7 +371,10 @@ def read_configured_split(cfg: DictConfig, split: str) -> SplitResult:
         if per_task[task] > 1:  # several files of one task: keep their ids apart
             i = counters[task] = counters.get(task, -1) + 1
             prefix = f"{task}-{str(spec.get('column') or i).lower()}"
-        result = _read_one(key, task, spec, prefix, list(cfg.task.names))
+        if "pool" in spec:
+            result = _pool_part(cfg, key, task, spec, out)
+        else:
+            result = _read_one(key, task, spec, prefix, list(cfg.task.names))
         _finish(key, task, spec, result.records, task_specs, split)
         for r in result.records:
             if r.id in seen:
@@ -315,10 +383,45 @@ def read_configured_split(cfg: DictConfig, split: str) -> SplitResult:
         out.records.extend(result.records)
         out.read[key] = len(result.records)
         if result.dropped:
-            out.dropped[key] = dict(result.dropped)
+            out.dropped[_pool_key(cfg, spec) if "pool" in spec else key] = dict(result.dropped)
         log.info("%s: %d records (%s format)%s", key, len(result.records), spec["format"],
                  f", dropped {dict(result.dropped)}" if result.dropped else "")
     return out
+
+
+# ----------------------------------------------------------------------------- pools
+
+
+def _pool_key(cfg: DictConfig, spec: dict) -> str:
+    return f"data.{cfg.data.format}.pools.{spec['pool']}"
+
+
+_pool_memo: dict[str, tuple[dict[str, list[Record]], dict[str, int], int]] = {}
+
+
+def _pool_part(cfg: DictConfig, key: str, task: str, spec: dict, out: SplitResult) -> LoadResult:
+    """The records of the part `key` asks of its pool. The parts are every {pool, take} naming this
+    pool in any split (CARVE_ORDER, then spec order), so each split's part is the same whichever
+    split is read first; the pool is read and carved once per content of its files."""
+    name, pool_key = spec["pool"], _pool_key(cfg, spec)
+    pool_task, seed, pool_spec = _pools(_node(cfg)[1], cfg.data.format)[name]
+    parts = [Part(k, s["take"]) for split in SPLIT_KEYS for k, _, s in configured_specs(cfg, split, [pool_task])
+             if s.get("pool") == name]
+    stats = [(f, os.stat(f).st_mtime_ns, os.stat(f).st_size) for f in _spec_files(pool_spec) if Path(f).is_file()]
+    memo_key = repr((pool_key, sorted(pool_spec.items(), key=str), parts, seed, stats))
+    if memo_key not in _pool_memo:
+        read = _read_one(pool_key, pool_task, pool_spec, None, list(cfg.task.names))
+        carved = carve(read.records, parts, seed, pool_key)
+        n_sources = len({norm_source(r.source) for r in read.records})
+        _pool_memo[memo_key] = carved, dict(read.dropped), n_sources
+    carved, dropped, n_sources = _pool_memo[memo_key]
+    records = [replace(r) for r in carved[key]]  # _finish sets fields: keep the memo clean
+    sources = len({norm_source(r.source) for r in records})
+    out.carved[key] = {"pool": name, "records": len(records), "sources": sources, "pool_sources": n_sources,
+                       "seed": seed}
+    log.info("%s: %d records (%d source sentences) carved from %s (%d sources, carve seed %d)",
+             key, len(records), sources, pool_key, n_sources, seed)
+    return LoadResult(records, dropped)
 
 
 def load_configured_split(cfg: DictConfig, split: str) -> list[Record]:

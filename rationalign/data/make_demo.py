@@ -29,7 +29,8 @@ MAX_SOURCE_WORDS = 25  # the demo trains a 135M model on CPU: keep inputs short
 
 # ---------------------------------------------------------------- generation
 
-SPLITS = ("labeled", "unlabeled", "test")
+SPLITS = ("labeled", "unlabeled", "dev", "test")
+EVAL_SPLITS = ("dev", "test")  # records with references
 
 
 @dataclass
@@ -105,21 +106,26 @@ def _draw(task: str, pool: list[int], counts: list[int], rng: random.Random) -> 
 
 
 def generate(seed: int = 0, n_labeled: int = 40, n_unlabeled: int = 30,
-             n_test: int = 15) -> dict[str, list[Record]]:
-    """{'labeled': [...], 'unlabeled': [...], 'test': [...]} with every task in each split."""
+             n_test: int = 15, n_dev: int = 10) -> dict[str, list[Record]]:
+    """{'labeled': [...], 'unlabeled': [...], 'dev': [...], 'test': [...]} with every task in each split."""
     test_pool, train_pool = _split_pool(len(CLEAN_SENTENCES), seed)
     out: dict[str, list[Record]] = {s: [] for s in SPLITS}
     for task in TASKS:
         rng = random.Random(f"{seed}:{task}")
         labeled, unlabeled = _draw(task, train_pool, [n_labeled, n_unlabeled], rng)
         (test,) = _draw(task, test_pool, [n_test], rng)
-        for split, group in (("labeled", labeled), ("unlabeled", unlabeled), ("test", test)):
+        # Dev: the held-out pool's sentences this task's test left unused, drawn last with an RNG of
+        # its own, so the other three splits are what they were before dev existed; like test, no
+        # dev sentence appears in any form in labeled or unlabeled.
+        used = {idx for idx, _ in test}
+        (dev,) = _draw(task, [i for i in test_pool if i not in used], [n_dev], random.Random(f"{seed}:{task}:dev"))
+        for split, group in (("labeled", labeled), ("unlabeled", unlabeled), ("dev", dev), ("test", test)):
             for i, (idx, ex) in enumerate(group):
                 out[split].append(Record(
                     id=f"demo-{split}-{task}-{i:03d}", task=task,
                     instruction=DEFAULT_INSTRUCTIONS[task], source=ex.source,
                     target=None if split == "unlabeled" else ex.target,
-                    references=[ex.target, *ex.alternatives] if split == "test" else None,
+                    references=[ex.target, *ex.alternatives] if split in EVAL_SPLITS else None,
                     meta={"split": split, "rules": ex.rules, "sentence": idx, "seed": seed},
                 ))
     _check_no_leak(out)
@@ -131,6 +137,10 @@ def _check_no_leak(splits: dict[str, list[Record]]) -> None:
     leaked = [r.id for r in splits["test"] if r.source in train]
     if leaked:
         raise ValueError(f"test sources also in training splits: {leaked}")
+    test = {r.source for r in splits["test"]}
+    leaked = [r.id for r in splits["dev"] if r.source in train or r.source in test]
+    if leaked:
+        raise ValueError(f"dev sources also in training or test splits: {leaked}")
 
 
 def write_demo(out_dir: str | Path, **kwargs) -> dict[str, int]:
@@ -145,8 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--labeled", type=int, default=40, help="labeled pairs per task")
     ap.add_argument("--unlabeled", type=int, default=30, help="unlabeled sources per task")
     ap.add_argument("--test", type=int, default=15, help="test pairs per task")
+    ap.add_argument("--dev", type=int, default=10, help="dev pairs per task (held out like test)")
     a = ap.parse_args(argv)
-    counts = write_demo(a.out, seed=a.seed, n_labeled=a.labeled, n_unlabeled=a.unlabeled, n_test=a.test)
+    counts = write_demo(a.out, seed=a.seed, n_labeled=a.labeled, n_unlabeled=a.unlabeled, n_test=a.test,
+                        n_dev=a.dev)
     print(f"wrote {counts} to {a.out}")
 
 

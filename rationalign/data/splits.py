@@ -1,4 +1,7 @@
-"""Load the configured data splits (labeled / unlabeled / test) as validated Records."""
+"""Load the configured data splits (labeled / unlabeled / dev / test) as validated Records.
+
+dev is held out like test: sweeps evaluate it (evaluate.split, rationalign/data/eval_split.py) so
+that settings are chosen without seeing the test set."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from rationalign.data.records import Record, RecordError, load_located_records
 from rationalign.data.tasks import TASKS
 
 log = logging.getLogger("rationalign")
-SPLITS = ("labeled", "unlabeled", "test")
+SPLITS = ("labeled", "unlabeled", "dev", "test")
 
 
 def split_files(cfg: DictConfig, splits: tuple[str, ...] = SPLITS) -> list[str]:
@@ -35,12 +38,18 @@ def unlabeled_files(cfg: DictConfig) -> list[str]:
     return split_files(cfg, ("unlabeled",))
 
 
+def dev_files(cfg: DictConfig) -> list[str]:
+    return split_files(cfg, ("dev",))
+
+
 def test_files(cfg: DictConfig) -> list[str]:
     return split_files(cfg, ("test",))
 
 
 # Drop tallies: rationalign.stages.base opens one per running stage and writes it to the manifest.
 _TALLIES: list[dict[str, dict[str, int]]] = []
+# Carve tallies likewise: what each pool part (data.local.pools) gave the splits the stage read.
+_CARVES: list[dict[str, dict]] = []
 
 
 @contextmanager
@@ -51,6 +60,16 @@ def drop_tally():
         yield tally
     finally:
         _TALLIES.pop()
+
+
+@contextmanager
+def carve_tally():
+    tally: dict[str, dict] = {}
+    _CARVES.append(tally)
+    try:
+        yield tally
+    finally:
+        _CARVES.pop()
 
 
 def _note_drops(key: str, reasons: dict[str, int]) -> None:
@@ -124,6 +143,8 @@ def load_split(cfg: DictConfig, split: str) -> list[Record]:
         wheres = {}
         for key, reasons in last_loaded[split].dropped.items():
             _note_drops(key, reasons)
+        if _CARVES:
+            _CARVES[-1].update(last_loaded[split].carved)
     unknown = sorted({r.task for r in records} - set(TASKS))
     if unknown:
         raise RecordError(f"data.{split}: records name unknown task(s) {unknown}")

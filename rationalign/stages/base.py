@@ -307,9 +307,10 @@ def _execute(ctx: Context, stage: Stage, out: Path, *, world_size: int = 1, writ
     log.info("stage %s: running -> %s", name, out)
     t0 = time.time()
     seed_everything(int(ctx.cfg.seed))  # every stage starts from the same RNG state, resumed or not
-    from rationalign.data.splits import drop_tally
+    from rationalign.data.splits import carve_tally, drop_tally
 
-    with drop_tally() as dropped:  # records the stage's reads dropped, with their reasons
+    # records the stage's reads dropped, with their reasons; what each carved pool part held
+    with drop_tally() as dropped, carve_tally() as carved:
         payload = stage.run(ctx, out) or {}
     incomplete = payload.pop("incomplete", None) or _incomplete_upstream(ctx, stage)
     outputs, output_stats = describe_outputs(out)
@@ -330,6 +331,8 @@ def _execute(ctx: Context, stage: Stage, out: Path, *, world_size: int = 1, writ
     }
     if dropped:
         manifest["dropped"] = dropped
+    if carved:
+        manifest["carved"] = carved
     if incomplete:
         manifest["incomplete"] = incomplete
         log.warning("stage %s: incomplete (%s); not cached as done, a rerun retries it", name, incomplete)

@@ -1,5 +1,5 @@
-"""stage=evaluate: greedy generation on the test split for each system, suggestion-only scoring,
-and the Table 1 report. Predictions are saved per system and task, so rescoring never regenerates.
+"""stage=evaluate: greedy generation on the evaluated split (evaluate.split: test, or dev in a sweep)
+for each system, suggestion-only scoring, and the Table 1 report. Predictions are saved per system and task, so rescoring never regenerates.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rationalign.cfg_access import cache_dir, device_of
+from rationalign.data.eval_split import eval_files, evaluated_split
 from rationalign.data.records import Record
-from rationalign.data.splits import load_split, test_files
+from rationalign.data.splits import load_split
 from rationalign.io import atomic_write_jsonl
 from rationalign.stages.base import Context, register_stage
 from rationalign.stages.common import response_position, user_message
@@ -308,16 +309,19 @@ def faithfulness_analysis(records: list[Record], all_preds: dict[str, dict]) -> 
     # vllm, so switching engine reuses finished predictions (engines/__init__.py).
     config_keys=("model", "task", "data", "prompts", "sft", "evaluate", "seed", "rationale.position"),
     upstream=evaluate_upstream,
-    input_files=test_files,
+    input_files=eval_files,  # only the evaluated split's files: a dev run's key never hashes test
 )
 def run_evaluate(ctx: Context, out: Path) -> dict:
-    """Greedy generation on the test split, scoring, and the Table 1 report."""
+    """Greedy generation on the evaluated split (dev or test), scoring, and the Table 1 report."""
     from rationalign.report import write_report
 
     cfg = ctx.cfg
-    records = [r for r in load_split(cfg, "test") if r.gold or (r.meta and r.meta.get("m2"))]
+    split, test_missing = evaluated_split(cfg)
+    if test_missing:
+        log.warning("evaluate: %s; evaluating the dev split instead", test_missing)
+    records = [r for r in load_split(cfg, split) if r.gold or (r.meta and r.meta.get("m2"))]
     if not records:
-        raise ValueError("stage evaluate: no test records with gold revisions (data.test)")
+        raise ValueError(f"stage evaluate: no {split} records with gold revisions (data.{split})")
     results, all_preds = {}, {}
     for system in cfg.evaluate.systems:
         log.info("evaluate: system %s", system)
@@ -325,6 +329,8 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
         all_preds[system] = preds
         results[system] = score_system(cfg, records, preds)
     extra: dict[str, Any] = {"systems": {s: describe_system(cfg, s) for s in cfg.evaluate.systems}}
+    if split != "test":  # a test report stays as it was; any other names what it shows
+        extra.update(evaluated_split=split, **({"test_missing_reason": test_missing} if test_missing else {}))
     tokenization = m2_tokenization(cfg, records)
     if tokenization:
         extra["m2_tokenization"] = tokenization
@@ -340,5 +346,6 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
             if rm:
                 extra["reward_model"] = rm
     write_report(out, cfg.evaluate.report_name, results, extra)  # the CLI prints it
-    return {"counts": {"test_records": len(records), "systems": len(results)}, "metrics": results,
+    return {"evaluated_split": split, **({"test_missing_reason": test_missing} if test_missing else {}),
+            "counts": {f"{split}_records": len(records), "systems": len(results)}, "metrics": results,
             "analyses": extra, "report": str(out / f"{cfg.evaluate.report_name}.md")}

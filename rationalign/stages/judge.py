@@ -47,15 +47,17 @@ def _comparisons(jc, systems: list[str]) -> list[tuple[str, str]]:
 
 
 def _items(cfg, jc, preds: dict[str, dict[str, dict]]):
+    from rationalign.data.eval_split import evaluated_split
     from rationalign.data.splits import load_split
     from rationalign.judge.items import Item
 
+    split = evaluated_split(cfg)[0]  # the split stage=evaluate predicted
     common = set.intersection(*(set(p) for p in preds.values()))
-    records = [r for r in load_split(cfg, "test") if r.id in common]
+    records = [r for r in load_split(cfg, split) if r.id in common]
     missing = common - {r.id for r in records}
     if missing:
-        raise ValueError(f"judge: {len(missing)} predicted id(s) are not in the test split "
-                         f"(data.test), e.g. {sorted(missing)[:3]}")
+        raise ValueError(f"judge: {len(missing)} predicted id(s) are not in the {split} split "
+                         f"(data.{split}), e.g. {sorted(missing)[:3]}")
     from rationalign.prompts import choose_instruction
 
     by_task = defaultdict(list)

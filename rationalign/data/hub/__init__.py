@@ -17,7 +17,8 @@ from rationalign.data.hub.spec import HubConfig, SourceSpec, parse_hub
 __all__ = ["FILES", "MANIFEST", "HubConfig", "SourceSpec", "cache_dir", "ensure_built", "hub_files",
            "hub_specs", "parse_hub", "read_split"]
 
-_NODES = {"labeled": ("train",), "unlabeled": ("train", "unlabeled_extra"), "test": ("test",)}
+# dev: its own specs, and for a task without one a hold-out of the train pool
+_NODES = {"labeled": ("train",), "unlabeled": ("train", "unlabeled_extra"), "dev": ("dev", "train"), "test": ("test",)}
 
 
 def hub_specs(cfg: DictConfig, split: str, tasks: list[str] | None = None) -> list[tuple[str, str, dict]]:
@@ -29,7 +30,7 @@ def hub_specs(cfg: DictConfig, split: str, tasks: list[str] | None = None) -> li
             for node in _NODES[split] for s in hub.of(node, wanted)]
 
 
-def hub_files(cfg: DictConfig) -> list[str]:
-    """The converted record files (built when needed): what stage keys hash for data=hub."""
+def hub_files(cfg: DictConfig, splits: tuple[str, ...] = tuple(FILES)) -> list[str]:
+    """The converted record files of `splits` (built when needed): what stage keys hash for data=hub."""
     d = ensure_built(cfg)
-    return [str(d / f) for f in FILES.values()]
+    return [str(d / FILES[s]) for s in splits]

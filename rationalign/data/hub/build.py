@@ -1,6 +1,6 @@
 """Build the data=hub splits once per configuration, into a content-addressed cache.
 
-    <cache>/<key>/labeled.jsonl  unlabeled.jsonl  test.jsonl  manifest.json
+    <cache>/<key>/labeled.jsonl  unlabeled.jsonl  dev.jsonl  test.jsonl  manifest.json
 
 `key` hashes everything that decides the records (the data.hub node with its pinned revisions,
 the selected tasks, their task specs, the converter code version), so a sweep that varies only
@@ -11,7 +11,11 @@ Per task: the train specs' rows form a pool (rows repeating a source+target pair
 counted); `labeled_per_task` of them are sampled with a seeded RNG per task; the unlabeled pool is
 the source side of every other pool row (plus unlabeled_extra), minus every source used as
 labeled for any task (and, by default, every test source), deduplicated, then sampled the same
-way. The manifest checks that no labeled source appears among the unlabeled ones.
+way. Dev is each task's `dev` specs (the test sets' own validation splits), or, for a task with
+none, `dev_per_task` rows held out of what is left of the pool after labeled and unlabeled (so the
+training data do not depend on the dev size). Test and dev sources are kept out of labeled and
+unlabeled (exclude_test_sources), and the hold-out never holds a test source. The manifest checks
+that no labeled source appears among the unlabeled ones, and counts every overlap with dev and test.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from rationalign.io import atomic_write_json, sha256_file, sha256_json
 
 log = logging.getLogger("rationalign")
 
-VERSION = 1  # bump when a converter or the sampling changes what the same config produces
-FILES = {"labeled": "labeled.jsonl", "unlabeled": "unlabeled.jsonl", "test": "test.jsonl"}
+VERSION = 2  # bump when a converter or the sampling changes what the same config produces
+FILES = {"labeled": "labeled.jsonl", "unlabeled": "unlabeled.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
 MANIFEST = "manifest.json"
 
 
@@ -221,13 +225,14 @@ def _place(spec: SourceSpec, records: list[Record], cfg: DictConfig) -> None:
     column = spec.column
     if column is not None and cols and column not in cols:
         raise DataConfigError(f"{spec.key}.column: {column!r} is not a column of task {spec.task!r} ({cols})")
-    if column is None and spec.node == "test":
+    evaluated = spec.node in ("dev", "test")  # reported in columns
+    if column is None and evaluated:
         if len(cols) > 1:
             raise DataConfigError(f"{spec.key}.column: required, task {spec.task!r} reports several columns {cols}")
         column = cols[0] if cols else None
     own = spec.convert in OWN_INSTRUCTION or spec.format in ("records", "jsonl", "coedit")
     for r in records:
-        if column is not None and spec.node == "test":
+        if column is not None and evaluated:
             r.meta = {**r.meta, "column": column}
         if tspec is not None and not own:
             r.instruction = choose_instruction(tspec, r.id, with_rationale=False, fallback=r.instruction)
@@ -247,7 +252,7 @@ def _sample(items: list, k: int | None, rng: random.Random) -> list:
 def build(cfg: DictConfig, hub: HubConfig, out: Path) -> dict:
     tasks = list(cfg.task.names)
     loader = _Loader(hub)
-    manifest: dict[str, Any] = {"seed": hub.seed, "tasks": {}, "test": {}, "skipped": {}, "dropped": {}}
+    manifest: dict[str, Any] = {"seed": hub.seed, "tasks": {}, "dev": {}, "test": {}, "skipped": {}, "dropped": {}}
 
     def read_all(node: str) -> dict[str, list[Record]]:
         by_task: dict[str, list[Record]] = {t: [] for t in tasks}
@@ -263,14 +268,16 @@ def build(cfg: DictConfig, hub: HubConfig, out: Path) -> dict:
         return by_task
 
     test = read_all("test")
+    dev = read_all("dev")
     train = read_all("train")
     extra = read_all("unlabeled_extra")
     test_sources = {norm(r.source) for rs in test.values() for r in rs}
+    dev_sources = {norm(r.source) for rs in dev.values() for r in rs}
 
     labeled: dict[str, list[Record]] = {}
     pools: dict[str, list[Record]] = {}
     for task in tasks:
-        seen, pool, dup, in_test = set(), [], 0, 0
+        seen, pool, dup, in_test, in_dev = set(), [], 0, 0, 0
         for r in train[task]:
             pair = (norm(r.source), norm(r.target or ""))
             if pair in seen:
@@ -279,6 +286,9 @@ def build(cfg: DictConfig, hub: HubConfig, out: Path) -> dict:
             seen.add(pair)
             if hub.exclude_test_sources and pair[0] in test_sources:
                 in_test += 1
+                continue
+            if hub.exclude_test_sources and pair[0] in dev_sources:
+                in_dev += 1
                 continue
             pool.append(r)
         if not pool and hub.of("train", [task]):
@@ -290,7 +300,7 @@ def build(cfg: DictConfig, hub: HubConfig, out: Path) -> dict:
         want = hub.size(task, "labeled")
         labeled[task] = _sample(pool, want, random.Random(f"{hub.seed}-{task}-labeled"))
         manifest["tasks"][task] = {"pool": len(pool), "duplicate_pairs": dup, "source_in_test": in_test,
-                                   "labeled_requested": want, "labeled": len(labeled[task])}
+                                   "source_in_dev": in_dev, "labeled_requested": want, "labeled": len(labeled[task])}
 
     used = {norm(r.source) for rs in labeled.values() for r in rs}
     unlabeled: dict[str, list[Record]] = {}
@@ -306,6 +316,8 @@ def build(cfg: DictConfig, hub: HubConfig, out: Path) -> dict:
                 reasons["source_used_as_labeled"] += 1
             elif hub.exclude_test_sources and s in test_sources:
                 reasons["source_in_test"] += 1
+            elif hub.exclude_test_sources and s in dev_sources:
+                reasons["source_in_dev"] += 1
             elif s in seen:
                 reasons["duplicate_source"] += 1
             else:
@@ -317,22 +329,61 @@ def build(cfg: DictConfig, hub: HubConfig, out: Path) -> dict:
                                         "unlabeled": len(unlabeled[task]),
                                         "unlabeled_excluded": dict(sorted(reasons.items()))})
 
+    unl_sources = {norm(r.source) for rs in unlabeled.values() for r in rs}
+    for task in tasks:
+        if not hub.of("dev", [task]):
+            dev[task] = _hold_out(task, pools[task], labeled[task], used | unl_sources | test_sources, hub,
+                                  manifest["tasks"][task], _columns_of(cfg, task))
     lab = [r for t in tasks for r in labeled[t]]
     unl = [r for t in tasks for r in unlabeled[t]]
+    dv = [r for t in tasks for r in dev[t]]
     tst = [r for t in tasks for r in test[t]]
-    overlap = {"labeled_unlabeled": len(used & {norm(r.source) for r in unl}),
+    dev_sources = {norm(r.source) for r in dv}
+    overlap = {"labeled_unlabeled": len(used & unl_sources),
                "labeled_test": len(used & test_sources),
-               "unlabeled_test": len({norm(r.source) for r in unl} & test_sources)}
+               "unlabeled_test": len(unl_sources & test_sources),
+               "labeled_dev": len(used & dev_sources), "unlabeled_dev": len(unl_sources & dev_sources),
+               "dev_test": len(dev_sources & test_sources)}
     if overlap["labeled_unlabeled"]:  # disjoint by construction: a failure here is a bug
         raise RuntimeError(f"data=hub: {overlap['labeled_unlabeled']} unlabeled sources are also labeled")
     for task in tasks:
         manifest["test"][task] = len(test[task])
+        manifest["dev"][task] = len(dev[task])
     manifest.update(overlap=overlap, datasets=loader.info,
-                    counts={"labeled": len(lab), "unlabeled": len(unl), "test": len(tst)})
-    for split, records in (("labeled", lab), ("unlabeled", unl), ("test", tst)):
+                    counts={"labeled": len(lab), "unlabeled": len(unl), "dev": len(dv), "test": len(tst)})
+    for split, records in (("labeled", lab), ("unlabeled", unl), ("dev", dv), ("test", tst)):
         _check_ids(records, split)
         save_records(out / FILES[split], records)
     return manifest
+
+
+def _hold_out(task: str, pool: list[Record], labeled: list[Record], excluded: set[str], hub: HubConfig,
+              info: dict, columns: list[str]) -> list[Record]:
+    """Dev for a task with no dev spec: pool rows whose source is in no other split, sampled. Train
+    rows name no report column: a one-column task's is set; formality's two (GYAFC domains) stay
+    unset, so the report puts them under its first column."""
+    chosen = {r.id for r in labeled}
+    seen: set[str] = set()
+    cands = []
+    for r in pool:
+        s = norm(r.source)
+        if r.id not in chosen and s not in excluded and s not in seen:
+            seen.add(s)
+            cands.append(r)
+    want = hub.size(task, "dev")
+    picked = _sample(cands, want, random.Random(f"{hub.seed}-{task}-dev"))
+    if want is not None and len(picked) < want:
+        log.warning("data.hub.dev_per_task: task %s holds out %d of %d dev rows (labeled and unlabeled took "
+                    "the rest of its pool)", task, len(picked), want)
+    info.update(dev_from="train hold-out", dev_pool=len(cands), dev_requested=want, dev=len(picked))
+    column = {"column": columns[0]} if len(columns) == 1 else {}
+    return [replace(r, meta={**r.meta, "held_out": "dev", **column}) for r in picked]
+
+
+def _columns_of(cfg: DictConfig, task: str) -> list[str]:
+    tspec = (cfg.task.get("specs") or {}).get(task)
+    c = tspec.get("column") if tspec is not None else None
+    return [] if c is None else [c] if isinstance(c, str) else [str(x) for x in c]
 
 
 def _dropped_of(manifest: dict, node: str, task: str) -> dict:

@@ -3,6 +3,7 @@
     datasets:  key -> {name, revision, config, data_files}     one pinned entry per hub dataset
     train:     task -> spec or list of specs                   the pool labeled and unlabeled are drawn from
     unlabeled_extra: task -> specs                             source sides only, added to the unlabeled pool
+    dev:       task -> spec or list of specs                   a task without one: dev_per_task held out of train
     test:      task -> spec or list of specs
 A hub spec is {dataset: <key>, split, convert: <converter>, column?, ...converter options}; a
 local spec (sets that are not public on the hub) is {format: <reader>, path | source + refs,
@@ -24,10 +25,10 @@ from rationalign.data.hub.convert import CONVERTERS
 from rationalign.data.records import DataConfigError
 from rationalign.data.tasks import TASKS
 
-TOP_KEYS = {"cache", "seed", "labeled_per_task", "unlabeled_per_task", "per_task", "exclude_test_sources",
-            "local_root", "datasets", "train", "unlabeled_extra", "test"}
+TOP_KEYS = {"cache", "seed", "labeled_per_task", "unlabeled_per_task", "dev_per_task", "per_task",
+            "exclude_test_sources", "local_root", "datasets", "train", "unlabeled_extra", "dev", "test"}
 DATASET_KEYS = {"name", "revision", "config", "data_files"}
-SPLIT_NODES = ("train", "unlabeled_extra", "test")
+SPLIT_NODES = ("train", "unlabeled_extra", "dev", "test")
 _HUB_KEYS = {"dataset", "split", "convert", "column"}
 _LOCAL_KEYS = {"format", "path", "source", "refs", "if_missing", "missing_note", "column"}
 _ALIGNED = ("aligned", "lines", "asset", "turk", "turkcorpus", "jfleg")
@@ -52,7 +53,7 @@ class HubDataset:
 class SourceSpec:
     key: str  # config key, e.g. data.hub.test.fluency
     task: str
-    node: str  # train | unlabeled_extra | test
+    node: str  # train | unlabeled_extra | dev | test
     options: dict = field(default_factory=dict)
     dataset: str | None = None  # hub spec
     split: str | None = None
@@ -74,6 +75,7 @@ class HubConfig:
     seed: int
     labeled_per_task: int | None
     unlabeled_per_task: int | None
+    dev_per_task: int | None  # hold-out of the train pool for a task with no dev spec
     per_task: dict[str, dict]
     exclude_test_sources: bool
     local_root: str
@@ -84,7 +86,7 @@ class HubConfig:
         return [s for s in self.specs if s.node == node and (tasks is None or s.task in tasks)]
 
     def size(self, task: str, split: str) -> int | None:
-        """Records per task for `split` (labeled | unlabeled): per_task.<task>.<split>, else the default."""
+        """Records per task for `split` (labeled | unlabeled | dev): per_task.<task>.<split>, else the default."""
         own = (self.per_task.get(task) or {})
         return own[split] if split in own else getattr(self, f"{split}_per_task")
 
@@ -122,8 +124,8 @@ def parse_hub(cfg: DictConfig) -> HubConfig:
         if task not in TASKS:
             raise DataConfigError(f"{base}.per_task.{task}: unknown task; expected one of {list(TASKS)}")
         for s, v in (sizes or {}).items():
-            if s not in ("labeled", "unlabeled"):
-                raise DataConfigError(f"{base}.per_task.{task}.{s}: unknown key; expected labeled or unlabeled")
+            if s not in ("labeled", "unlabeled", "dev"):
+                raise DataConfigError(f"{base}.per_task.{task}.{s}: unknown key; expected labeled, unlabeled or dev")
             _size(v, f"{base}.per_task.{task}.{s}")
     root = str(data.get("local_root") or ".")
     specs = []
@@ -145,6 +147,7 @@ def parse_hub(cfg: DictConfig) -> HubConfig:
         cache=str(data.get("cache") or ".rationalign-hub-cache"), seed=int(seed),
         labeled_per_task=_size(data.get("labeled_per_task"), f"{base}.labeled_per_task"),
         unlabeled_per_task=_size(data.get("unlabeled_per_task"), f"{base}.unlabeled_per_task"),
+        dev_per_task=_size(data.get("dev_per_task"), f"{base}.dev_per_task"),
         per_task=per_task, exclude_test_sources=bool(data.get("exclude_test_sources", True)),
         local_root=root, datasets=datasets, specs=specs)
 
