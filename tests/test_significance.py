@@ -183,3 +183,33 @@ def test_column_stats_reproduce_every_metrics_corpus_score():
 
     st = column_stats("formality", None, ["a.", "b", "c."], None, classifier=Clf())
     assert st.score() == pytest.approx(200 / 3)
+
+
+# ----------------------------------------------------------------------------- systems without rationale
+
+
+def test_aligned_no_rationale_resolves_to_the_no_rationale_branch_and_keys_evaluate(tmp_path):
+    """aligned_no_rationale is the align stage under rationale.position=none (its own SFT, samples and D_H,
+    the same reward model), and evaluate's key follows it even when no system of this branch is also
+    evaluated with rationale."""
+    from pathlib import Path
+
+    from rationalign.components import import_components
+    from rationalign.runner import compose
+    from rationalign.stages.base import Context
+    from rationalign.stages.common import no_rationale_ctx
+
+    import_components()
+    from rationalign.stages.evaluate import describe_system
+
+    base = ["model=tiny", f"paths.root={tmp_path}", "stage=evaluate", "evaluate.systems=[sft_no_rationale,aligned_no_rationale]"]
+    cfg = compose(base)
+    ctx = Context(cfg=cfg, workdir=Path(cfg.paths.workdir))
+    sub = no_rationale_ctx(ctx)
+    assert sub.cfg.rationale.position == "none" and ctx.cfg.rationale.position == "after"
+    assert sub.key("align") != ctx.key("align") and sub.key("reward") == ctx.key("reward")  # one reward model
+    assert "rationale.position=none" in describe_system(cfg, "aligned_no_rationale")
+    key = ctx.key("evaluate")
+    for change in ("loss.beta=0.5", "pairs.keep_fraction=0.3", "sample.m=3"):  # only the aligned branch reads these
+        c2 = compose([*base, change])
+        assert Context(cfg=c2, workdir=Path(c2.paths.workdir)).key("evaluate") != key, change
