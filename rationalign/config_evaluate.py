@@ -19,7 +19,8 @@ class SignificanceParams:
 
 @dataclass
 class EvaluateParams:
-    # base (zero-shot), sft, sft_no_rationale, aligned, or path:<adapter or model dir>
+    # base (zero-shot), sft_no_rationale, aligned_no_rationale, sft, aligned, quark, or path:<dir>
+    # (rationalign.stages.evaluate.SYSTEMS)
     systems: list[str] = field(default_factory=lambda: ["base", "sft", "aligned"])
     max_new_tokens: int = 96
     # Stop generating at the rationale marker: only the suggestion is scored, so this saves most
