@@ -19,6 +19,7 @@ from rationalign.checked import (  # checked: also imported from here by older c
     range_error,
     unknown_key_error,
 )
+from rationalign.config_evaluate import EvaluateParams, HeadroomParams
 from rationalign.prompt_config import PromptsConfig
 
 
@@ -253,21 +254,6 @@ class AlignParams:
 
 
 @dataclass
-class EvaluateParams:
-    # base (zero-shot), sft, sft_no_rationale, aligned, or path:<adapter or model dir>
-    systems: list[str] = field(default_factory=lambda: ["base", "sft", "aligned"])
-    max_new_tokens: int = 96
-    # Stop generating at the rationale marker: only the suggestion is scored, so this saves most
-    # of the decoding time (the rationale is then not stored).
-    stop_at_rationale: bool = False
-    analyses: bool = True  # reward-model quality and edit precision (need the reward stage / errant)
-    report_name: str = "report"
-    # Which split is evaluated: auto = test in a single run, dev under multirun (a sweep chooses
-    # settings and must not see the test set). Resolved once per run (rationalign/data/eval_split.py).
-    split: str = checked("auto", choices=("auto", "dev", "test"))
-
-
-@dataclass
 class QuarkParams:
     """stage=quark: QUARK-style multi-reward training (MaRio, arXiv 2311.02805). See docs/quark.md."""
 
@@ -398,6 +384,7 @@ class RootConfig:
     pairs: PairsParams = field(default_factory=PairsParams)
     align: AlignParams = field(default_factory=AlignParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    headroom: HeadroomParams = field(default_factory=HeadroomParams)
     quark: QuarkParams = field(default_factory=QuarkParams)
     show_prompts: ShowPromptsParams = field(default_factory=ShowPromptsParams)
     predict: PredictParams = field(default_factory=PredictParams)

@@ -109,6 +109,7 @@ def analyses_markdown(extra: dict) -> str:
         out += ["Systems:", ""] + [f"- **{k}**: {v}" for k, v in extra["systems"].items()] + [""]
     out += reward_model_markdown(extra.get("reward_model"))
     out += significance_markdown(extra.get("significance"))
+    out += diagnostics_markdown(extra.get("diagnostics"))
     for col, tk in (extra.get("m2_tokenization") or {}).items():
         out += [f"{col} (M2 scoring): {m2_tokenization_line(tk)}", ""]
     ed = extra.get("edits")
@@ -174,20 +175,67 @@ def _gap_note(rm: dict) -> str:
 
 
 def significance_markdown(sig: dict | None) -> list[str]:
-    """Per column, one-tailed paired bootstrap p for "the first system scores higher"."""
+    """Per column and comparison: both corpus scores, the sign test's p and the paired bootstrap's p."""
     if not sig:
         return []
+    first = next(iter(next(iter(sig.values())).values()))
     labels = list(dict.fromkeys(label for comps in sig.values() for label in comps))
-    out = ["### Significance per column (one-tailed paired bootstrap on sentence scores, 10000 resamples)", "",
-           "p is for \"the first system scores higher\": small p favours it, p near 1 favours the second.", "",
+    out = [(f"### Significance per column: one-tailed sign test with bootstrap resampling (the paper's test, "
+           f"{first['resamples']} resamples) and paired bootstrap (Koehn 2004, {first['bootstrap']['resamples']} "
+           "resamples); the corpus metric is recomputed on every resample"), "",
+           "p is for \"the first system scores higher\": small p favours it; p_lower is the other direction.", "",
            "| Column | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     for col in [c for c in COLUMNS if c in sig]:
         cells = []
         for label in labels:
             c = sig[col].get(label)
-            cells.append(NA if c is None else f"{c['mean_a']:.1f} vs {c['mean_b']:.1f}, p={c['p']:.3f} (n={c['n']})")
+            cells.append(NA if c is None else (
+                f"{c['score_a']:.2f} vs {c['score_b']:.2f}: sign test p={c['p']:.3g} "
+                f"({c['wins']} wins, {c['losses']} losses, {c['ties']} ties), bootstrap p={c['bootstrap']['p']:.3g}; "
+                f"p_lower={c['p_lower']:.3g} (n={c['n']})"))
         out.append(f"| {col} | " + " | ".join(cells) + " |")
     return out + [""]
+
+
+def diagnostics_markdown(diag: dict | None) -> list[str]:
+    if not diag:
+        return []
+    out: list[str] = []
+    if diag.get("headroom"):
+        out += ["### Reranking headroom (stage=headroom): corpus metric on held-out inputs with gold", "",
+                ("greedy: the SFT model's greedy output; rm_best / rm_worst: the reward model's pick among M "
+                "samples; oracle_best: the sample (or greedy) with the best sentence metric; sample_mean: one "
+                "sample per input. rm_best above greedy is what alignment can distil."), "",
+                ("| SFT model | column | inputs x M | greedy | sample_mean | rm_worst | rm_best | oracle_best | "
+                "rm_best vs greedy |"), "|---|---|---|---|---|---|---|---|---|"]
+        for system, t in diag["headroom"].items():
+            for col, c in t["columns"].items():
+                cmp_ = c["rm_best_vs_greedy"]
+                out.append(f"| {system} | {col} ({c['metric']}, {t.get('split', '?')}) | {t['inputs']} x "
+                           f"{t['samples_per_input']} | {c['greedy']:.2f} | {_num2(c.get('sample_mean'))} | "
+                           f"{c['rm_worst']:.2f} | {c['rm_best']:.2f} | {c['oracle_best']:.2f} | "
+                           f"{cmp_['delta']:+.2f}, sign test p={cmp_['p']:.3g}, bootstrap p={cmp_['bootstrap']['p']:.3g} |")
+        out.append("")
+    if diag.get("d_h"):
+        out += ["### Preference pairs D_H (stage=pairs)", "",
+                ("| aligned model | pairs kept / inputs scored | margin r_w - r_l: mean (p10 / p50 / p90) | "
+                "r_w mean | r_l mean | words: winner / loser / source |"), "|---|---|---|---|---|---|"]
+        for system, d in diag["d_h"].items():
+            st, cn = d.get("stats") or {}, d.get("counts") or {}
+            if not st.get("pairs"):
+                out.append(f"| {system} | 0 | N.A. | N.A. | N.A. | N.A. |")
+                continue
+            mg = st["margin"]
+            out.append(f"| {system} | {st['pairs']} / {cn.get('scored_inputs', '?')} of {cn.get('inputs', '?')} | "
+                       f"{mg['mean']:.3f} ({mg['p10']:.3f} / {mg['p50']:.3f} / {mg['p90']:.3f}) | "
+                       f"{st['chosen_reward_mean']:.3f} | {st['rejected_reward_mean']:.3f} | "
+                       f"{st['chosen_words_mean']:.1f} / {st['rejected_words_mean']:.1f} / {st['source_words_mean']:.1f} |")
+        out.append("")
+    return out
+
+
+def _num2(x: float | None) -> str:
+    return NA if x is None else f"{x:.2f}"
 
 
 def _pct(x: float | None) -> str:

@@ -4,7 +4,7 @@ newcomer, wrong-way and inconclusive results included (nothing here is a fixed c
 from __future__ import annotations
 
 NAMES = {"base": "the base model (zero-shot)", "sft_no_rationale": "SFT", "sft": "SFT(R)",
-         "aligned": "the aligned model"}
+         "aligned": "the aligned model", "aligned_no_rationale": "the aligned model without rationale"}
 
 
 def _name(system: str) -> str:
@@ -45,15 +45,15 @@ def reward_shift_sentence(systems: dict) -> str | None:
 
 
 def comparison_sentence(label: str, cells: dict[str, dict]) -> str:
-    """cells: column -> {"a", "b", "mean_a", "mean_b", "p", "n"} for one comparison."""
+    """cells: column -> {"a", "b", "score_a", "score_b", "p", "p_lower", "n"} for one comparison."""
     first = cells[next(iter(cells))]
     a, b = _name(first["a"]), _name(first["b"])
-    higher = [c for c, v in cells.items() if v["mean_a"] > v["mean_b"]]
-    lower = [c for c, v in cells.items() if v["mean_a"] < v["mean_b"]]
+    higher = [c for c, v in cells.items() if v["score_a"] > v["score_b"]]
+    lower = [c for c, v in cells.items() if v["score_a"] < v["score_b"]]
     sig_hi = [c for c, v in cells.items() if v["p"] < 0.05]
     # "significantly lower" from the other tail: identical outputs give p = 1 in both directions
     sig_lo = [c for c, v in cells.items() if v.get("p_lower", 1.0 - v["p"]) < 0.05]
-    s = (f"{a[0].upper() + a[1:]} against {b} ({label}): higher on {len(higher)} of {len(cells)} columns"
+    s = (f"{a[0].upper() + a[1:]} against {b} ({label}; corpus metric, sign test with bootstrap resampling): higher on {len(higher)} of {len(cells)} columns"
          f"{' (' + ', '.join(higher) + ')' if higher else ''}, lower on {len(lower)}"
          f"{' (' + ', '.join(lower) + ')' if lower else ''}; ")
     parts = []

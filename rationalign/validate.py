@@ -118,17 +118,16 @@ def validate(cfg: DictConfig, data: bool = True) -> None:
         value = OmegaConf.select(cfg, key)
         if value not in registry:
             raise ConfigError(f"{key}={value}: expected one of {', '.join(registry)}")
+    from rationalign.stages.evaluate import SYSTEMS
+
     for system in cfg.evaluate.systems:  # before base is generated, not after
-        if system not in KNOWN_SYSTEMS and not str(system).startswith("path:"):
-            raise ConfigError(f"evaluate.systems: unknown system '{system}' (known: {', '.join(KNOWN_SYSTEMS)}, "
+        if system not in SYSTEMS and not str(system).startswith("path:"):
+            raise ConfigError(f"evaluate.systems: unknown system '{system}' (known: {', '.join(SYSTEMS)}, "
                               "path:<adapter or model dir>)")
     if data:
         check_engine(cfg)
         validate_data(cfg)
         check_predict_inputs(cfg)
-
-
-KNOWN_SYSTEMS = ("base", "sft", "sft_no_rationale", "aligned", "quark")
 
 
 def stages_to_run(cfg: DictConfig) -> list[str]:

@@ -27,16 +27,17 @@ def test_reward_model_sentence_says_above_inconclusive_or_wrong_way():
 
 
 def test_comparison_sentence_keeps_wrong_way_results():
-    cells = {"CoN": {"a": "aligned", "b": "sft", "mean_a": 30.0, "mean_b": 20.0, "p": 0.01, "p_lower": 0.99,
+    cells = {"CoN": {"a": "aligned", "b": "sft", "score_a": 30.0, "score_b": 20.0, "p": 0.01, "p_lower": 0.99,
                      "n": 40},
-             "WNC": {"a": "aligned", "b": "sft", "mean_a": 10.0, "mean_b": 40.0, "p": 0.99, "p_lower": 0.01,
+             "WNC": {"a": "aligned", "b": "sft", "score_a": 10.0, "score_b": 40.0, "p": 0.99, "p_lower": 0.01,
                      "n": 40},
-             "AST": {"a": "aligned", "b": "sft", "mean_a": 33.0, "mean_b": 32.0, "p": 0.40, "p_lower": 0.62,
+             "AST": {"a": "aligned", "b": "sft", "score_a": 33.0, "score_b": 32.0, "p": 0.40, "p_lower": 0.62,
                      "n": 40},
              # identical outputs: both one-tailed p-values are 1, neither direction is significant
-             "STS": {"a": "aligned", "b": "sft", "mean_a": 50.0, "mean_b": 50.0, "p": 1.0, "p_lower": 1.0, "n": 40}}
+             "STS": {"a": "aligned", "b": "sft", "score_a": 50.0, "score_b": 50.0, "p": 1.0, "p_lower": 1.0, "n": 40}}
     s = comparison_sentence("aligned vs SFT(R)", cells)
-    assert s.startswith("The aligned model against SFT(R) (aligned vs SFT(R)): higher on 2 of 4 columns (CoN, AST)")
+    assert s.startswith("The aligned model against SFT(R) (aligned vs SFT(R); corpus metric, sign test with bootstrap "
+                        "resampling): higher on 2 of 4 columns (CoN, AST)")
     assert "lower on 1 (WNC)" in s
     assert "significantly higher (one-tailed p < 0.05) on CoN" in s
     assert "significantly lower (one-tailed p < 0.05 the other way) on WNC." in s  # not STS: a tie
@@ -50,15 +51,18 @@ def test_report_json_has_the_keys_outside_checks_read(tmp_path):
              "reward_model": {**_rm(0.72, 0.6, 0.83), "systems": {
                  "base": {"mean_reward": -1.0, "mean_metric": 1.0}, "sft": {"mean_reward": 0.2, "mean_metric": 3.0},
                  "aligned": {"mean_reward": 0.5, "mean_metric": 4.0}}},
-             "significance": {"CoN": {"aligned vs SFT(R)": {"a": "aligned", "b": "sft", "mean_a": 4.0,
-                                                             "mean_b": 3.0, "p": 0.2, "n": 4}}}}
+             "significance": {"CoN": {"aligned vs SFT(R)": {
+                 "a": "aligned", "b": "sft", "score_a": 4.0, "score_b": 3.0, "p": 0.2, "p_lower": 0.9, "n": 4,
+                 "wins": 55, "losses": 40, "ties": 5, "resamples": 100,
+                 "bootstrap": {"resamples": 1000, "p": 0.41, "p_lower": 0.6}}}}}
     md = write_report(tmp_path, "report", results, extra)
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["reward_model"]["heldout_accuracy"] == 0.72 and rep["reward_model"]["heldout_accuracy_ci"] == [0.6, 0.83]
     assert rep["reward_model"]["heldout_pairs"] == 60
     assert {s: v["mean_reward"] for s, v in rep["systems"].items()} == {"base": -1.0, "sft": 0.2, "aligned": 0.5}
     assert "### What this run shows" in md and "mean reward of 0.500, higher than SFT(R)'s 0.200" in md
-    assert "| CoN | 4.0 vs 3.0, p=0.200 (n=4) |" in md
+    assert ("| CoN | 4.00 vs 3.00: sign test p=0.2 (55 wins, 40 losses, 5 ties), bootstrap p=0.41; p_lower=0.9 (n=4) |"
+            in md)
     assert "72.0% (95% CI 60.0% to 83.0%; 60 K-fold pairs from 20 inputs" in md
 
 

@@ -93,7 +93,8 @@ def needed_splits(cfg: DictConfig) -> tuple[str, ...]:
     """The splits a run reads (what rationalign.validate reads in full): labeled and unlabeled, plus
     the evaluated split; a run that evaluates test also reads dev when one is configured (kept
     apart, for a dev section beside the test report). Under dev the test split is never read,
-    unless a stage is told to read it (quark.eval_split=test, show_prompts.split=test)."""
+    unless a stage is told to read it (quark.eval_split=test, show_prompts.split=test,
+    headroom.split=test)."""
     splits = ["labeled", "unlabeled"]
     if evaluates(cfg):
         evaluated = evaluated_split(cfg)[0]  # a missing dev split fails here, before any model loads
@@ -106,6 +107,8 @@ def needed_splits(cfg: DictConfig) -> tuple[str, ...]:
     asked = {str(cfg.quark.eval_split)} if _runs_quark(cfg) else set()
     if str(cfg.stage.name) == "show_prompts":
         asked.add(str(cfg.show_prompts.split))
+    if str(cfg.stage.name) == "headroom" or (evaluates(cfg) and cfg.evaluate.diagnostics):
+        asked.add(str(cfg.headroom.split))  # the reranking headroom's inputs (stages/headroom.py)
     splits += [s for s in ("dev", "test") if s in asked]
     return tuple(dict.fromkeys(splits))
 

@@ -32,7 +32,7 @@ def _sari(sources, predictions, references, lowercase: bool = True, paper_versio
     return {"score": (ops["add"] + ops["keep"] + ops["del_"]) / 3, **ops}
 
 
-def _is_m2(refs) -> bool:
+def is_m2(refs) -> bool:
     from rationalign.m2_format import M2Sentence
 
     return isinstance(refs, (str, Path)) or (isinstance(refs, list) and bool(refs)
@@ -44,7 +44,7 @@ def _m2(sources, predictions, references, beta: float = 0.5, max_unchanged_words
     from . import m2
 
     gold = references
-    if not _is_m2(references):
+    if not is_m2(references):
         from .errant_f import annotate_m2
 
         if sources is None:

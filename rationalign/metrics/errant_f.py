@@ -93,7 +93,7 @@ def _counts(hyp: dict, ref: dict) -> tuple[int, int, int]:
     return tp, fp, fn
 
 
-def _prf(tp: int, fp: int, fn: int, beta: float) -> tuple[float, float, float]:
+def prf(tp: int, fp: int, fn: int, beta: float) -> tuple[float, float, float]:
     p = tp / (tp + fp) if fp else 1.0
     r = tp / (tp + fn) if fn else 1.0
     f = (1 + beta ** 2) * p * r / (beta ** 2 * p + r) if p + r else 0.0
@@ -131,12 +131,12 @@ def compare_m2(hyp_m2: str | Path | list, ref_m2: str | Path | list,
         for hd in _coder_edits(h).values():
             for rd in _coder_edits(r).values():
                 c = _counts(hd, rd)
-                f = round(_prf(tot[0] + c[0], tot[1] + c[1], tot[2] + c[2], beta)[2], 4)
+                f = round(prf(tot[0] + c[0], tot[1] + c[1], tot[2] + c[2], beta)[2], 4)
                 if (f, c[0], -c[1], -c[2]) > (best_f, best[0], -best[1], -best[2]):
                     best, best_f = c, f
         per.append(best)
         tot = [a + b for a, b in zip(tot, best)]
-    p, r_, f = _prf(*tot, beta)
+    p, r_, f = prf(*tot, beta)
     return ErrantResult(tot[0], tot[1], tot[2], p, r_, f, per)
 
 

@@ -16,7 +16,8 @@ from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 NGRAM_ORDER = 4
 _TOKENIZER = Tokenizer13a()
 
-__all__ = ["corpus_ngram_stats", "corpus_sari", "corpus_sari_operations", "sentence_sari"]
+__all__ = ["corpus_ngram_stats", "corpus_sari", "corpus_sari_operations", "sari_from_stats", "sentence_ngram_stats",
+           "sentence_sari"]
 
 
 @lru_cache(maxsize=2**16)
@@ -36,7 +37,7 @@ def _scaled(counter: Counter, k: int) -> Counter:
     return Counter({g: c * k for g, c in counter.items()})
 
 
-def _check(sources, predictions, references) -> int:
+def check_inputs(sources, predictions, references) -> int:
     if not (len(sources) == len(predictions) == len(references)):
         raise ValueError(
             f"SARI: length mismatch: {len(sources)} sources, {len(predictions)} predictions, "
@@ -55,39 +56,59 @@ def _check(sources, predictions, references) -> int:
     return n_refs.pop()
 
 
+STAT_KEYS = ("add_sys_correct", "add_sys_total", "add_ref_total",
+             "keep_sys_correct", "keep_sys_total", "keep_ref_total",
+             "del_sys_correct", "del_sys_total", "del_ref_total")
+
+
+def sentence_ngram_stats(source: str, prediction: str, references: Sequence[str],
+                         lowercase: bool = True) -> dict:
+    """One sentence's n-gram statistics (lists over orders 1-4); summed over sentences they are
+    the corpus statistics, so a bootstrap resample is a weighted sum (rationalign.metrics.resample)."""
+    n_refs = len(references)
+    st = {k: [0] * NGRAM_ORDER for k in STAT_KEYS}
+    s_ng = _ngrams(_normalize(source, lowercase))
+    h_ng = _ngrams(_normalize(prediction, lowercase))
+    r_ng = [Counter() for _ in range(NGRAM_ORDER)]
+    for ref in references:
+        for n, c in enumerate(_ngrams(_normalize(ref, lowercase))):
+            r_ng[n].update(c)
+    for n in range(NGRAM_ORDER):
+        s, h, r = s_ng[n], h_ng[n], r_ng[n]
+        # ADD: binary (sets)
+        added = h.keys() - s.keys()
+        st["add_sys_total"][n] = len(added)
+        st["add_ref_total"][n] = len(r.keys() - s.keys())
+        st["add_sys_correct"][n] = len(added & r.keys())
+        # KEEP / DEL: weighted, source and hypothesis scaled by the number of references
+        s_k, h_k = _scaled(s, n_refs), _scaled(h, n_refs)
+        kept_h, kept_r = s_k & h_k, s_k & r
+        st["keep_sys_total"][n] = sum(kept_h.values())
+        st["keep_ref_total"][n] = sum(kept_r.values())
+        st["keep_sys_correct"][n] = sum((kept_h & kept_r).values())
+        del_h, del_r = s_k - h_k, s_k - r
+        st["del_sys_total"][n] = sum(del_h.values())
+        st["del_ref_total"][n] = sum(del_r.values())
+        st["del_sys_correct"][n] = sum((del_h & del_r).values())
+    return st
+
+
 def corpus_ngram_stats(sources: Sequence[str], predictions: Sequence[str],
                        references: Sequence[Sequence[str]], lowercase: bool = True) -> dict:
     """Corpus-summed n-gram statistics (lists over orders 1-4), named as in the vectors."""
-    n_refs = _check(sources, predictions, references)
-    keys = ["add_sys_correct", "add_sys_total", "add_ref_total",
-            "keep_sys_correct", "keep_sys_total", "keep_ref_total",
-            "del_sys_correct", "del_sys_total", "del_ref_total"]
-    st = {k: [0] * NGRAM_ORDER for k in keys}
+    check_inputs(sources, predictions, references)
+    st = {k: [0] * NGRAM_ORDER for k in STAT_KEYS}
     for src, hyp, refs in zip(sources, predictions, references):
-        s_ng = _ngrams(_normalize(src, lowercase))
-        h_ng = _ngrams(_normalize(hyp, lowercase))
-        r_ng = [Counter() for _ in range(NGRAM_ORDER)]
-        for ref in refs:
-            for n, c in enumerate(_ngrams(_normalize(ref, lowercase))):
-                r_ng[n].update(c)
-        for n in range(NGRAM_ORDER):
-            s, h, r = s_ng[n], h_ng[n], r_ng[n]
-            # ADD: binary (sets)
-            added = h.keys() - s.keys()
-            st["add_sys_total"][n] += len(added)
-            st["add_ref_total"][n] += len(r.keys() - s.keys())
-            st["add_sys_correct"][n] += len(added & r.keys())
-            # KEEP / DEL: weighted, source and hypothesis scaled by the number of references
-            s_k, h_k = _scaled(s, n_refs), _scaled(h, n_refs)
-            kept_h, kept_r = s_k & h_k, s_k & r
-            st["keep_sys_total"][n] += sum(kept_h.values())
-            st["keep_ref_total"][n] += sum(kept_r.values())
-            st["keep_sys_correct"][n] += sum((kept_h & kept_r).values())
-            del_h, del_r = s_k - h_k, s_k - r
-            st["del_sys_total"][n] += sum(del_h.values())
-            st["del_ref_total"][n] += sum(del_r.values())
-            st["del_sys_correct"][n] += sum((del_h & del_r).values())
+        one = sentence_ngram_stats(src, hyp, refs, lowercase)
+        for k in STAT_KEYS:
+            st[k] = [a + b for a, b in zip(st[k], one[k])]
     return st
+
+
+def sari_from_stats(st: dict, paper_version: bool = False) -> float:
+    """Corpus SARI (0-100) from summed statistics (corpus_ngram_stats' layout)."""
+    add, keep, dele = _operation_scores(st, paper_version)
+    return 100.0 * (add + keep + dele) / 3
 
 
 def _prf(correct: float, sys_total: float, ref_total: float) -> tuple[float, float, float]:

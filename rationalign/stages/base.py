@@ -51,6 +51,9 @@ class Stage:
     # Input files named by config (data files) whose content is hashed into the key.
     input_files: Callable[[DictConfig], list[str]] | None = None
     description: str = ""
+    # Keys of stages this one reads under another configuration (evaluate's systems trained without
+    # rationale live under rationale.position=none): a function of the context -> {label: key}.
+    related_keys: Callable[[Context], dict[str, str]] | None = None
     # Trains (the Trainer's all-reduce needs every rank under accelerate launch); other stages run on
     # rank 0 alone there (rationalign.distributed).
     collective: bool = False
@@ -115,6 +118,8 @@ class Context:
                 "upstream": {u: self.key(u) for u in stage.upstream_of(self.cfg)},
                 "inputs": {f: _file_hash(f) for f in (stage.input_files(self.cfg) if stage.input_files else [])},
             }
+            if stage.related_keys is not None:
+                payload["related"] = stage.related_keys(self)
             self._keys[name] = sha256_json(payload)[:12]
         return self._keys[name]
 

@@ -49,3 +49,15 @@ def completion(cfg: DictConfig, suggestion: str, rationale: str | None) -> str:
 
     pos = position(cfg) if rationale else "none"
     return format_response(suggestion, rationale, pos, cfg.prompts)
+
+
+def no_rationale_ctx(ctx):
+    """The same run with rationale.position=none: the systems trained without rationale
+    (sft_no_rationale, aligned_no_rationale) live under its stage keys."""
+    from omegaconf import OmegaConf
+
+    from rationalign.stages.base import Context
+
+    cfg = OmegaConf.create(OmegaConf.to_container(ctx.cfg, resolve=False))
+    OmegaConf.update(cfg, "rationale.position", "none")
+    return Context(cfg=cfg, workdir=ctx.workdir)

@@ -17,10 +17,17 @@ from rationalign.data.eval_split import eval_files, evaluated_split
 from rationalign.data.records import Record
 from rationalign.data.splits import load_split
 from rationalign.io import atomic_write_jsonl
+from rationalign.stages import eval_stats
 from rationalign.stages.base import Context, register_stage
-from rationalign.stages.common import response_position, user_message
+from rationalign.stages.common import no_rationale_ctx, response_position, user_message
+from rationalign.stages.eval_stats import column_of, metric_inputs
 
 log = logging.getLogger("rationalign")
+
+
+# Systems trained without rationale: the stage that makes each, run under rationale.position=none.
+NO_RATIONALE_SYSTEMS = {"sft_no_rationale": "sft", "aligned_no_rationale": "align"}
+SYSTEMS = ("base", "sft_no_rationale", "sft", "aligned_no_rationale", "aligned", "quark")
 
 
 def _system_stage(name: str) -> str | None:
@@ -28,30 +35,40 @@ def _system_stage(name: str) -> str | None:
 
 
 def evaluate_upstream(cfg) -> tuple[str, ...]:
+    from rationalign.stages.diagnostics import diagnostics_upstream
+
     ups = [s for s in (_system_stage(n) for n in cfg.evaluate.systems) if s]
+    if cfg.evaluate.diagnostics:
+        ups += diagnostics_upstream(cfg.evaluate.systems)
     if cfg.evaluate.analyses and "reward" not in ups and any(n != "base" for n in cfg.evaluate.systems):
         ups.append("reward")
     return tuple(dict.fromkeys(ups))
 
 
-def _no_rationale_ctx(ctx: Context) -> Context:
-    cfg = OmegaConf.create(OmegaConf.to_container(ctx.cfg, resolve=False))
-    OmegaConf.update(cfg, "rationale.position", "none")
-    return Context(cfg=cfg, workdir=ctx.workdir)
+def no_rationale_keys(ctx: Context) -> dict[str, str]:
+    """Stage keys of the systems trained without rationale (their own configuration), so a change
+    that retrains them also gives evaluate a new key."""
+    names = [n for n in ctx.cfg.evaluate.systems if n in NO_RATIONALE_SYSTEMS]
+    if ctx.cfg.evaluate.diagnostics and "sft_no_rationale" in names:
+        names.append("headroom")
+    if not names:
+        return {}
+    sub = no_rationale_ctx(ctx)
+    return {n: sub.key(NO_RATIONALE_SYSTEMS.get(n, n)) for n in names}
 
 
 def resolve_system(ctx: Context, name: str) -> tuple[Path | None, Any]:
     """(adapter or model dir, config whose prompt format the system was trained with)."""
     if name == "base":
         return None, ctx.cfg
-    if name == "sft_no_rationale":
-        sub = _no_rationale_ctx(ctx)
-        return sub.require("sft") / "adapter", sub.cfg
+    if name in NO_RATIONALE_SYSTEMS:  # the same pipeline with rationale.position=none (own stage keys)
+        sub = no_rationale_ctx(ctx)
+        return sub.require(NO_RATIONALE_SYSTEMS[name]) / "adapter", sub.cfg
     if name.startswith("path:"):
         return Path(name[5:]), ctx.cfg
     stage = _system_stage(name)
     if stage is None:
-        raise ValueError(f"evaluate.systems: unknown system '{name}' (base, sft, sft_no_rationale, aligned, quark, path:<dir>)")
+        raise ValueError(f"evaluate.systems: unknown system '{name}' ({', '.join(SYSTEMS)}, path:<dir>)")
     return ctx.require(stage) / "adapter", ctx.cfg
 
 
@@ -61,6 +78,9 @@ def describe_system(cfg, name: str) -> str:
         return f"{cfg.model.name}, zero-shot"
     if name == "sft_no_rationale":
         return "SFT on suggestions only (rationale.position=none)"
+    if name == "aligned_no_rationale":
+        return (f"SFT on suggestions only + preference optimisation (loss={cfg.loss.name}) on pairs sampled from "
+                "it and scored by the same reward model (rationale.position=none)")
     if name == "sft":
         return f"SFT, rationale {response_position(cfg)}"
     if name == "aligned":
@@ -70,14 +90,6 @@ def describe_system(cfg, name: str) -> str:
         return (f"SFT + QUARK multi-reward ({q.variant}, {q.rounds} rounds, rewards {', '.join(q.rewards)}), "
                 "conditioned on the best bins")
     return f"model dir {name[5:]}" if name.startswith("path:") else name
-
-
-def column_of(spec: Any, record: Record) -> str:
-    from rationalign.prompts import task_columns
-
-    cols = task_columns(spec)
-    col = record.meta.get("column") if record.meta else None
-    return col if col in cols else cols[0]
 
 
 def generate_predictions(ctx: Context, out: Path, system: str, records: list[Record]) -> dict[str, list[dict]]:
@@ -134,15 +146,7 @@ def score_column(metric_names: list[str], recs: list[Record], preds: list[str]) 
         if m == "formality":
             cell["formality"] = float(get_metric("formality")(None, preds)["score"])
             continue
-        hyps = preds
-        if m == "m2" and all(r.meta.get("m2") for r in recs):
-            from rationalign.tokenization import m2_hypothesis
-
-            refs: Any = "\n\n".join(r.meta["m2"].strip() for r in recs) + "\n"
-            hyps = [m2_hypothesis(r.meta, p) for r, p in zip(recs, preds)]  # tokenised like the gold
-        else:
-            refs = [r.gold for r in recs]
-        res = get_metric(m)([r.source for r in recs], hyps, refs)
+        res = get_metric(m)(*metric_inputs(m, recs, preds))
         if i == 0:
             cell["score"] = float(res["score"])
             cell["metric"] = m
@@ -167,11 +171,8 @@ def m2_tokenization(cfg, records: list[Record]) -> dict[str, dict]:
 
 def score_system(cfg, records: list[Record], preds: dict[str, list[dict]]) -> dict[str, dict]:
     by_id = {p["id"]: p for rows in preds.values() for p in rows}
-    groups: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
-        groups[column_of(cfg.task.specs[r.task], r)].append(r)
     cells = {}
-    for col, recs in groups.items():
+    for col, recs in eval_stats.column_groups(cfg, records).items():
         spec = cfg.task.specs[recs[0].task]
         names = list(spec.report_metrics) or [spec.metric]
         cells[col] = score_column(names, recs, [by_id[r.id]["suggestion"] for r in recs])
@@ -194,13 +195,6 @@ def sentence_scores(cfg, records: list[Record], all_preds: dict[str, dict]) -> d
                 memo[key] = sentence_score(cfg.task.specs[r.task], r, by_id[r.id])
             out[system][r.id] = memo[key]
     return out
-
-
-def report_columns(cfg, records: list[Record]) -> dict[str, list[str]]:
-    cols: dict[str, list[str]] = defaultdict(list)
-    for r in records:
-        cols[column_of(cfg.task.specs[r.task], r)].append(r.id)
-    return dict(cols)
 
 
 def _pearson_or_none(x: list[float], y: list[float]) -> float | None:
@@ -309,6 +303,7 @@ def faithfulness_analysis(records: list[Record], all_preds: dict[str, dict]) -> 
     # vllm, so switching engine reuses finished predictions (engines/__init__.py).
     config_keys=("model", "task", "data", "prompts", "sft", "evaluate", "seed", "rationale.position"),
     upstream=evaluate_upstream,
+    related_keys=no_rationale_keys,
     input_files=eval_files,  # only the evaluated split's files: a dev run's key never hashes test
 )
 def run_evaluate(ctx: Context, out: Path) -> dict:
@@ -334,14 +329,18 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
     tokenization = m2_tokenization(cfg, records)
     if tokenization:
         extra["m2_tokenization"] = tokenization
-    if cfg.evaluate.analyses:
-        from rationalign.significance import column_pvalues
+    stats = eval_stats.all_stats(cfg, records, all_preds)
+    eval_stats.save_stats(out, stats, {c: [r.id for r in recs] for c, recs in eval_stats.column_groups(cfg, records).items()})
+    extra["significance"] = eval_stats.significance(cfg, stats)
+    if cfg.evaluate.diagnostics:
+        from rationalign.stages.diagnostics import alignment_diagnostics
 
+        extra["diagnostics"] = alignment_diagnostics(ctx, list(cfg.evaluate.systems))
+    if cfg.evaluate.analyses:
         extra["edits"] = edit_analysis(records, all_preds)
         extra["faithfulness"] = faithfulness_analysis(records, all_preds)
-        metric = sentence_scores(cfg, records, all_preds)
-        extra["significance"] = column_pvalues(report_columns(cfg, records), metric, seed=int(cfg.seed))
         if "reward" in evaluate_upstream(cfg):
+            metric = sentence_scores(cfg, records, all_preds)
             rm = reward_model_analysis(ctx, records, all_preds, metric)
             if rm:
                 extra["reward_model"] = rm

@@ -49,6 +49,23 @@ def select_pairs(rows: list[dict], keep_fraction: float, min_gap: float = 0.0) -
     return kept, {"scored_inputs": len(scored), **dropped}
 
 
+def d_h_statistics(d_h: list[dict]) -> dict:
+    """What a researcher reads before trusting D_H: how many pairs, how far apart their rewards are
+    (the MPO margin r_w - r_l), and how long winners and losers are (a length bias shows here)."""
+    import numpy as np
+
+    if not d_h:
+        return {"pairs": 0}
+    margin = np.array([p["chosen_reward"] - p["rejected_reward"] for p in d_h])
+    q = lambda a: {k: float(np.quantile(a, v)) for k, v in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))}
+    words = lambda key: float(np.mean([len(p[key].split()) for p in d_h]))
+    return {"pairs": len(d_h), "margin": {"mean": float(margin.mean()), "min": float(margin.min()), **q(margin)},
+            "chosen_reward_mean": float(np.mean([p["chosen_reward"] for p in d_h])),
+            "rejected_reward_mean": float(np.mean([p["rejected_reward"] for p in d_h])),
+            "chosen_words_mean": words("chosen_suggestion"), "rejected_words_mean": words("rejected_suggestion"),
+            "source_words_mean": float(np.mean([len(p["source"].split()) for p in d_h]))}
+
+
 def no_pairs_message(rows: list[dict], counts: dict, candidates: Path) -> str:
     """Why D_H is empty, in numbers, and what to change."""
     cands = [c for r in rows for c in r["candidates"]]
@@ -95,4 +112,5 @@ def run_pairs(ctx: Context, out: Path) -> dict:
     if not d_h:
         raise ValueError(no_pairs_message(rows, counts, ctx.stage_dir("sample") / "candidates.jsonl"))
     atomic_write_jsonl(out / "d_h.jsonl", d_h)
-    return {"counts": {"inputs": len(rows), "scored_candidates": len(items), "pairs": len(d_h), **counts}}
+    return {"counts": {"inputs": len(rows), "scored_candidates": len(items), "pairs": len(d_h), **counts},
+            "d_h": d_h_statistics(d_h)}

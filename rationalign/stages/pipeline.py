@@ -16,7 +16,7 @@ from rationalign.stages.base import MANIFEST, STAGES, Context, register_stage
 ORDER = ("rationalize", "kfold", "reward", "sft", "sample", "pairs", "align", "evaluate")
 # Stages a configuration may add (rdpo/rorpo's pair rationales, a QUARK comparison system): listed
 # among the artifacts when this configuration ran them.
-OPTIONAL = ("pair_rationales", "quark")
+OPTIONAL = ("pair_rationales", "quark", "headroom")
 
 
 def pipeline_upstream(cfg) -> tuple[str, ...]:
