@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from rationalign.data.records import Record
 from rationalign.io import iter_jsonl, read_text_located
+from rationalign.rationale.grounded import check_mode
 
 SYSTEM_STAGES = {"sft": "sft", "aligned": "align", "quark": "quark"}
 
@@ -27,28 +28,41 @@ class PredictInputError(ValueError):
 
 
 def explain_outputs(tasks: Sequence[str], sources: Sequence[str], outputs: Sequence[str], position: str,
-                    prompts_cfg: Any = None) -> list[dict]:
-    """One answer per (task, source, raw model output); see the module docstring."""
+                    prompts_cfg: Any = None, grounded: Sequence[Any] | None = None) -> list[dict]:
+    """One answer per (task, source, raw model output); see the module docstring. `grounded`: the
+    rationale/grounded.GroundedAnswer of each output (rationale_decoding=grounded), whose sentences
+    are the edits' own rationales; otherwise each edit's rationale is the explanations that name it."""
     from rationalign.explanations import align, span_edits
     from rationalign.metrics.faithfulness import text_counts
     from rationalign.prompts import parse_response
 
-    parsed = [parse_response(o, position, prompts_cfg) for o in outputs]
-    # As in stage=evaluate: an output with no suggestion proposes no change (and says why in `reason`).
-    suggestions = [p.suggestion or s for p, s in zip(parsed, sources)]
+    if grounded is None:
+        parsed = [parse_response(o, position, prompts_cfg) for o in outputs]
+        # As in stage=evaluate: an output with no suggestion proposes no change (and says why in `reason`).
+        suggestions = [p.suggestion or s for p, s in zip(parsed, sources)]
+        rationales = [p.rationale for p in parsed]
+        status = [(bool(p.ok), p.reason or ("" if p.suggestion else "no suggestion: source kept")) for p in parsed]
+    else:
+        suggestions = [g.suggestion for g in grounded]
+        rationales = [g.rationale for g in grounded]
+        status = [(g.ok, g.reason) for g in grounded]
     all_edits = span_edits(list(sources), suggestions)
     answers = []
-    for task, source, out, p, sug, edits in zip(tasks, sources, outputs, parsed, suggestions, all_edits):
-        expl = align(edits, p.rationale)
-        edit_rows = [e.to_dict() | {"explained_by": [j for j, x in enumerate(expl) if x.edit == i]}
-                     for i, e in enumerate(edits)]
+    for n, (task, source, out, sug, rat, edits) in enumerate(zip(tasks, sources, outputs, suggestions, rationales,
+                                                                  all_edits)):
+        expl = align(edits, rat)
+        edit_rows = []
+        for i, e in enumerate(edits):
+            by = [j for j, x in enumerate(expl) if x.edit == i]
+            own = grounded[n].sentences[i].sentence if grounded is not None else " ".join(expl[j].text for j in by)
+            edit_rows.append(e.to_dict() | {"explained_by": by, "rationale": own or None})
         summary = text_counts(edits, expl).summary()
         answers.append({
             "task": task, "source": source, "suggestion": sug, "edits": edit_rows,
-            "rationale": [x.to_dict() for x in expl], "rationale_text": p.rationale,
+            "rationale": [x.to_dict() for x in expl], "rationale_text": rat,
+            "rationale_decoding": "free" if grounded is None else "grounded",
             "faithfulness": {"coverage": summary["coverage"], "precision": summary["precision"]},
-            "ok": bool(p.ok), "reason": p.reason or ("" if p.suggestion else "no suggestion: source kept"),
-            "output": out,
+            "ok": status[n][0], "reason": status[n][1], "output": out,
         })
     return answers
 
@@ -77,7 +91,8 @@ def resolve_system(ctx, name: str) -> tuple[Path | None, DictConfig]:
 class Assistant:
     """One loaded system answering (task, text) requests; thread-safe (one generation at a time)."""
 
-    def __init__(self, ctx, system: str = "base", max_new_tokens: int = 128):
+    def __init__(self, ctx, system: str = "base", max_new_tokens: int = 128, rationale_decoding: str = "free",
+                 reason_max_new_tokens: int = 40):
         from rationalign.engines import build_engine
         from rationalign.quark.control import inference_prefix, is_quark_dir
         from rationalign.stages.common import position, with_rationale
@@ -88,14 +103,19 @@ class Assistant:
         self.prefix = inference_prefix(model_dir) if is_quark_dir(model_dir) else ""
         self.position = position(self.sys_cfg) if with_rationale(self.sys_cfg) else "none"
         self.max_new_tokens = int(max_new_tokens)
+        self.rationale_decoding = check_mode(rationale_decoding, "predict.rationale_decoding")
+        self.reason_max_new_tokens = int(reason_max_new_tokens)
         self.tasks = list(self.cfg.task.names)
         self._lock = threading.Lock()
         self.engine = build_engine(self.cfg, adapter=model_dir, progress=False)
 
-    def answer(self, items: Sequence[tuple[str, str]]) -> list[dict]:
-        """Answers for (task, text) pairs, greedy, in order."""
+    def answer(self, items: Sequence[tuple[str, str]], rationale_decoding: str | None = None) -> list[dict]:
+        """Answers for (task, text) pairs, greedy, in order; rationale_decoding (free | grounded) defaults
+        to the assistant's. Grounded decoding of a system that writes no rationale is free decoding."""
+        from rationalign.rationale.grounded import grounded_answers
         from rationalign.stages.common import user_message
 
+        mode = check_mode(rationale_decoding or self.rationale_decoding, "rationale_decoding")
         for task, text in items:
             if task not in self.tasks:
                 raise PredictInputError(f"task '{task}': not one of the loaded tasks {self.tasks} (choose with task=...)")
@@ -104,10 +124,17 @@ class Assistant:
             check_text(text, "text")
         records = [Record(id=f"predict-{i}", task=t, instruction="", source=s) for i, (t, s) in enumerate(items)]
         prompts = [self.prefix + user_message(self.sys_cfg, r) for r in records]
+        sources, tasks = [r.source for r in records], [r.task for r in records]
+        grounded = None
         with self._lock:
-            outs = self.engine.generate(prompts, temperature=0, max_new_tokens=self.max_new_tokens)
-        return explain_outputs([r.task for r in records], [r.source for r in records], outs, self.position,
-                               self.cfg.prompts)
+            if mode == "grounded" and self.position != "none":
+                grounded = grounded_answers(self.engine, prompts, sources, tasks, position=self.position,
+                                            prompts_cfg=self.cfg.prompts, max_new_tokens=self.max_new_tokens,
+                                            reason_max_new_tokens=self.reason_max_new_tokens)
+                outs = [g.output for g in grounded]
+            else:
+                outs = self.engine.generate(prompts, temperature=0, max_new_tokens=self.max_new_tokens)
+        return explain_outputs(tasks, sources, outs, self.position, self.cfg.prompts, grounded)
 
     def close(self) -> None:
         self.engine.close()

@@ -325,6 +325,9 @@ class PredictParams:
     max_new_tokens: int = 128
     output: str | None = None  # also write the answers as JSON Lines here
     max_chars: int = checked(MAX_TEXT_CHARS, ge=1)  # longest text predict accepts (checked before the model loads)
+    # free | grounded (as evaluate.rationale_decoding); serve: the page's default, switchable per request
+    rationale_decoding: str = checked("free", choices=("free", "grounded"))
+    reason_max_new_tokens: int = checked(40, ge=1)
 
 
 @dataclass

@@ -26,6 +26,11 @@ class EvaluateParams:
     # Stop generating at the rationale marker: only the suggestion is scored, so this saves most
     # of the decoding time (the rationale is then not stored).
     stop_at_rationale: bool = False
+    # free: the paper's end-to-end generation | grounded: one sentence per edit the suggestion makes, its
+    # template prefix forced and the reason model-written (rationale/grounded.py). The suggestions are the
+    # same; grounded decodes them up to the rationale marker whatever stop_at_rationale says.
+    rationale_decoding: str = checked("free", choices=("free", "grounded"))
+    reason_max_new_tokens: int = checked(40, ge=1)  # grounded: tokens the model may write per reason
     analyses: bool = True  # reward-model quality and edit precision (need the reward stage / errant)
     report_name: str = "report"
     significance: SignificanceParams = field(default_factory=SignificanceParams)

@@ -159,12 +159,18 @@ class Explanation:
 
 
 def align(edits: Sequence[SpanEdit], rationale: str | None) -> list[Explanation]:
-    """Each explanation of the rationale with the edit it explains (the first edit its claim matches)."""
-    out = []
+    """Each explanation of the rationale with the edit it explains: the first edit its claim matches that
+    no earlier explanation took, else the first it matches (two sentences about two identical edits,
+    e.g. two commas deleted, explain both)."""
+    out: list[Explanation] = []
+    taken: set[int] = set()
     for sentence in split_explanations(rationale):
         claim = parse_claim(sentence)
         edit = None
         if claim is not None:
-            edit = next((i for i, e in enumerate(edits) if claim_matches(claim, e)), None)
+            matches = [i for i, e in enumerate(edits) if claim_matches(claim, e)]
+            edit = next((i for i in matches if i not in taken), matches[0] if matches else None)
+            if edit is not None:
+                taken.add(edit)
         out.append(Explanation(sentence, claim, edit))
     return out

@@ -119,24 +119,34 @@ def analyses_markdown(extra: dict) -> str:
         for system, e in ed.items():
             out.append(f"| {system} | {e['proposed']} | {e['tp']} | {_pct(e['precision'])} |")
         out.append("")
-    out += faithfulness_markdown(extra.get("faithfulness"))
+    out += faithfulness_markdown(extra.get("faithfulness"), extra.get("rationale_decoding"))
     return "\n".join(out) + "\n"
 
 
-def faithfulness_markdown(fa: dict | None) -> list[str]:
-    """Per system: edit coverage / rationale precision per task and overall (metrics/faithfulness.py)."""
+_DECODING = {"free": "free (the model writes suggestion and rationale in one go, as in the paper)",
+             "grounded": ("grounded (one sentence per edit the suggestion makes: its template prefix forced, "
+                          "the reason written by the model; rationalign/rationale/grounded.py)")}
+
+
+def faithfulness_markdown(fa: dict | None, decoding: str | None = None) -> list[str]:
+    """Per system: edit coverage / rationale precision per task and overall (metrics/faithfulness.py),
+    the overall cell with its number of edits; `decoding`: evaluate.rationale_decoding."""
     if not fa:
         return []
     tasks = sorted({t for res in fa.values() if res for t in res["per_task"]})
-    out = ["### Rationale faithfulness: edit coverage / rationale precision", "",
-           "| System | " + " | ".join([*tasks, "overall"]) + " |", "|" + "---|" * (len(tasks) + 2)]
+    out = ["### Rationale faithfulness: edit coverage / rationale precision", ""]
+    if decoding:
+        out += [f"Rationale decoding: {_DECODING.get(decoding, decoding)}.", ""]
+    out += ["| System | " + " | ".join([*tasks, "overall"]) + " |", "|" + "---|" * (len(tasks) + 2)]
     for system, res in fa.items():
         if res is None:
             out.append(f"| {system} | " + " | ".join([NA] * (len(tasks) + 1)) + " |")
             continue
-        cells = [res["per_task"].get(t) for t in tasks] + [res["overall"]]
-        out.append(f"| {system} | " + " | ".join(
-            NA if c is None else f"{_pct(c['coverage'])} / {_pct(c['precision'])}" for c in cells) + " |")
+        cells = [f"{_pct(c['coverage'])} / {_pct(c['precision'])}" if c else NA
+                 for c in [res["per_task"].get(t) for t in tasks]]
+        o = res["overall"]
+        cells.append(f"{_pct(o['coverage'])} / {_pct(o['precision'])}" + (f" ({o['edits']} edits)" if "edits" in o else ""))
+        out.append(f"| {system} | " + " | ".join(cells) + " |")
     out += ["", ("Coverage: share of the suggestion's edits (ERRANT) that an explanation names; precision: share "
                  "of the explanations naming an edit that name one the suggestion makes. N.A.: nothing to count "
                  "(no edits, no explanation naming one, or no rationale stored)."), ""]

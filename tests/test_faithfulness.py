@@ -128,7 +128,8 @@ def test_evaluate_report_shows_both_figures_per_system(tmp_path, monkeypatch):
     assert report["analyses"]["faithfulness"]["base"]["overall"]["precision"] == 0.5
     md = Path(m["report"]).read_text()
     assert "### Rationale faithfulness: edit coverage / rationale precision" in md
-    assert "| base | 100.0% / 50.0% | 100.0% / 50.0% |" in md
+    assert "| base | 100.0% / 50.0% | 100.0% / 50.0% (3 edits) |" in md
+    assert "Rationale decoding: free" in md
 
 
 def test_report_marks_a_system_without_rationales():

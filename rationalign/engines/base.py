@@ -3,7 +3,8 @@
 engine generates from ids.
 
 An engine subclass implements `sample_ids(prompt_ids, n, **sampling) -> list[list[str]]`; this base
-gives `sample` / `generate` over user messages, `close()` and the context-manager protocol.
+gives `sample` / `generate` over user messages, `continue_ids` (greedy continuations of several tails
+after a shared prefix, for edit-grounded rationales), `close()` and the context-manager protocol.
 Sampling keys (paper App. B.4 names): temperature (0 = greedy), top_p, top_k (0 = off),
 presence_penalty, max_new_tokens, seed, stop (strings that end a completion, kept in the text).
 """
@@ -40,6 +41,16 @@ class Engine:
     def generate(self, prompts: list[str], **sampling: Any) -> list[str]:
         sampling.pop("n", None)
         return [o[0] for o in self.sample(prompts, n=1, **sampling)]
+
+    def continue_ids(self, groups: list[tuple[list[int], list[list[int]]]], *, max_new_tokens: int,
+                     stop: list[str] | None = None) -> list[list[str]]:
+        """Greedy continuation of every tail after its group's shared prefix (token ids):
+        out[g][j] continues groups[g][0] + groups[g][1][j], stopped at EOS, a stop string (kept in the
+        text) or max_new_tokens. Here: one plain request per prefix + tail (vLLM's prefix caching
+        shares the prefix); HFEngine computes each prefix once (engines/shared_prefix.py)."""
+        flat = [list(prefix) + list(tail) for prefix, tails in groups for tail in tails]
+        outs = iter(self.sample_ids(flat, 1, temperature=0.0, max_new_tokens=max_new_tokens, stop=stop) if flat else [])
+        return [[next(outs)[0] for _ in tails] for _, tails in groups]
 
     def close(self) -> None:
         """Release what the engine holds (GPU memory, temporary model copies)."""

@@ -95,6 +95,21 @@ class HFEngine(Engine):
                 out[i] = [d.strip() for d in decoded[row * per:(row + 1) * per]]
         return out
 
+    def continue_ids(self, groups: list[tuple[list[int], list[list[int]]]], *, max_new_tokens: int,
+                     stop: list[str] | None = None) -> list[list[str]]:
+        """Engine.continue_ids with each shared prefix computed once and all tails of a batch of
+        prefixes decoded together (engines/shared_prefix.py); decoder-only models."""
+        from rationalign.engines.shared_prefix import greedy_continue
+
+        if self.seq2seq:
+            raise ValueError("continuing a decoder prefix needs a decoder-only model (this one is encoder-decoder)")
+        tok = self.tok
+        stop_hit = (lambda t: any(s in tok.decode(t, skip_special_tokens=True) for s in stop)) if stop else None
+        # At most 4 x engine.batch_size rows (tails) per batch, so the repeated prefix caches stay bounded.
+        rows = greedy_continue(self.model, groups, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                               max_new_tokens=max_new_tokens, stop_hit=stop_hit, max_rows=4 * self.batch_size)
+        return [[d.strip() for d in tok.batch_decode(g, skip_special_tokens=True)] if g else [] for g in rows]
+
     def _prefill_once(self, ids, att, n, *, seed, first, temperature, top_p, top_k, presence_penalty,
                       max_new_tokens, stop) -> list[str]:
         from rationalign.engines.prefill_once import sample_prefill_once

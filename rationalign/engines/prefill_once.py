@@ -21,7 +21,7 @@ from transformers import DynamicCache
 from rationalign.engines.presence_penalty import PresencePenalty
 
 
-def _positions(att: torch.Tensor) -> torch.Tensor:
+def positions(att: torch.Tensor) -> torch.Tensor:
     """Position ids of a left-padded batch: count real tokens; pads get 1 (as generate does)."""
     pos = att.long().cumsum(-1) - 1
     return pos.masked_fill(att == 0, 1)
@@ -67,7 +67,7 @@ def sample_prefill_once(model, ids: torch.Tensor, att: torch.Tensor, n: int, *, 
     penalty = PresencePenalty(presence_penalty, prompt_len=0) if presence_penalty and not greedy else None
 
     cache = DynamicCache()
-    out = model(input_ids=ids, attention_mask=att, position_ids=_positions(att), cache=cache,
+    out = model(input_ids=ids, attention_mask=att, position_ids=positions(att), cache=cache,
                 use_cache=True, logits_to_keep=1)
     logits = out.logits[:, -1, :].float()
     cache = out.cache

@@ -100,24 +100,33 @@ def edit_reason(edit: Edit, task: str = "gec", instruction: str = "") -> str:
     return delete if (op == "U" or not edit.c_str) else keep_or_add
 
 
+def edit_prefix(source: str, target: str) -> str:
+    """The paper's template (Table 12, Fig. 3) for one edit up to its reason: 'The word "X" should be
+    deleted/inserted/replaced by "Y" because', with X and Y in double quotes as in the paper's own
+    example output (Fig. 10: 'The word "who" should be replaced by "that" because ...'). "The word"
+    stays for multi-word spans and punctuation too, and a word-order edit is a replacement, so every
+    sentence has exactly the template's form. Grounded decoding (rationale/grounded.py) forces this
+    prefix and lets the model write the reason."""
+    if not source:
+        return f'The word "{target}" should be inserted because'
+    if not target:
+        return f'The word "{source}" should be deleted because'
+    return f'The word "{source}" should be replaced by "{target}" because'
+
+
 def edit_sentence(edit: Edit, task: str = "gec", instruction: str = "") -> str:
-    """One rationale sentence for one edit, in the paper's template (Table 12, Fig. 3): "The word X
-    should be deleted/inserted/replaced by Y because ...", with X and Y in double quotes as in the
-    paper's own example output (Fig. 10: 'The word "who" should be replaced by "that" because ...').
-    "The word" stays for multi-word spans and punctuation too, and a word-order edit is a replacement,
-    so every sentence has exactly the template's form."""
-    reason = edit_reason(edit, task, instruction)
-    o, c = edit.o_str, edit.c_str
-    if not o:
-        return f'The word "{c}" should be inserted because {reason}.'
-    if not c:
-        return f'The word "{o}" should be deleted because {reason}.'
-    return f'The word "{o}" should be replaced by "{c}" because {reason}.'
+    """One rationale sentence for one edit: its template prefix (edit_prefix) and the rule's reason."""
+    return f"{edit_prefix(edit.o_str, edit.c_str)} {edit_reason(edit, task, instruction)}."
+
+
+def no_change_sentence(task: str = "gec", instruction: str = "") -> str:
+    """The rationale of a revision that changes nothing, e.g. 'The text is already clear, so no change is needed.'"""
+    return _TASK_REASONS.get(task_key(task, instruction), _DEFAULT_TASK)[2]
 
 
 def template_rationale(edits: Sequence[Edit], task: str = "gec", instruction: str = "") -> str:
     if not edits:
-        return _TASK_REASONS.get(task_key(task, instruction), _DEFAULT_TASK)[2]
+        return no_change_sentence(task, instruction)
     return " ".join(edit_sentence(e, task, instruction) for e in edits)
 
 

@@ -122,17 +122,28 @@ def generate_predictions(ctx: Context, out: Path, system: str, records: list[Rec
     with build_engine(ctx.cfg, adapter=model_dir) as engine:
         for task in todo:
             recs = by_task[task]
-            outs = engine.generate([prefix + user_message(sys_cfg, r) for r in recs], temperature=0,
-                                   max_new_tokens=int(ctx.cfg.evaluate.max_new_tokens), stop=stop)
-            rows = []
-            for r, o in zip(recs, outs):
-                # Stopped at the marker, a well-formed answer ends "<suggestion>\n<marker>" (no rationale).
-                p = parse_stopped_response(o, ctx.cfg.prompts) if stopped else parse_response(o, pos, ctx.cfg.prompts)
-                # A malformed answer is still scored on what it proposes (the text before any marker);
-                # an empty suggestion scores as "no change" rather than being dropped.
-                suggestion = p.suggestion if p.suggestion else r.source
-                rows.append({"id": r.id, "output": o, "suggestion": suggestion, "rationale": p.rationale,
-                             "ok": bool(p.ok), "reason": p.reason})
+            prompts = [prefix + user_message(sys_cfg, r) for r in recs]
+
+            def free_rows(recs=recs, prompts=prompts) -> list[dict]:
+                outs = engine.generate(prompts, temperature=0, max_new_tokens=int(ctx.cfg.evaluate.max_new_tokens),
+                                       stop=stop)
+                rows = []
+                for r, o in zip(recs, outs):
+                    # Stopped at the marker, a well-formed answer ends "<suggestion>\n<marker>" (no rationale).
+                    p = parse_stopped_response(o, ctx.cfg.prompts) if stopped else parse_response(o, pos, ctx.cfg.prompts)
+                    # A malformed answer is still scored on what it proposes (the text before any marker);
+                    # an empty suggestion scores as "no change" rather than being dropped.
+                    suggestion = p.suggestion if p.suggestion else r.source
+                    rows.append({"id": r.id, "output": o, "suggestion": suggestion, "rationale": p.rationale,
+                                 "ok": bool(p.ok), "reason": p.reason})
+                return rows
+
+            if ctx.cfg.evaluate.rationale_decoding == "grounded":  # rationales from the suggestion's edits
+                from rationalign.stages.evaluate_grounded import grounded_rows
+
+                rows = grounded_rows(ctx, engine, system, task, recs, prompts, pos, free_rows)
+            else:
+                rows = free_rows()
             atomic_write_jsonl(out / "predictions" / system / f"{task}.jsonl", rows)
             result[task] = rows
     return result
@@ -323,7 +334,8 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
         preds = generate_predictions(ctx, out, system, records)
         all_preds[system] = preds
         results[system] = score_system(cfg, records, preds)
-    extra: dict[str, Any] = {"systems": {s: describe_system(cfg, s) for s in cfg.evaluate.systems}}
+    extra: dict[str, Any] = {"systems": {s: describe_system(cfg, s) for s in cfg.evaluate.systems},
+                             "rationale_decoding": str(cfg.evaluate.rationale_decoding)}
     if split != "test":  # a test report stays as it was; any other names what it shows
         extra.update(evaluated_split=split, **({"test_missing_reason": test_missing} if test_missing else {}))
     tokenization = m2_tokenization(cfg, records)
@@ -347,4 +359,5 @@ def run_evaluate(ctx: Context, out: Path) -> dict:
     write_report(out, cfg.evaluate.report_name, results, extra)  # the CLI prints it
     return {"evaluated_split": split, **({"test_missing_reason": test_missing} if test_missing else {}),
             "counts": {f"{split}_records": len(records), "systems": len(results)}, "metrics": results,
+            "rationale_decoding": str(cfg.evaluate.rationale_decoding),
             "analyses": extra, "report": str(out / f"{cfg.evaluate.report_name}.md")}

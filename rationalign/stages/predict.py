@@ -1,9 +1,11 @@
 """stage=predict: a system's answer to one text (`predict.text=...`) or a file of texts
 (`predict.input=file.txt|file.jsonl`), with its edits and the explanation of each.
 
-`predict.format=json` prints one JSON object per text and line (source, suggestion, edits,
-rationale, ...: rationalign.assistant.explain_outputs); the default prints the text with the edits
-highlighted (rich) and each explanation under its edit. Nothing is trained and no stage dir is
+`predict.format=json` prints one JSON object per text and line (source, suggestion, edits, each
+with its own `rationale` string, rationale, ...: rationalign.assistant.explain_outputs); the default
+prints the text with the edits highlighted (rich) and each explanation under its edit.
+`predict.rationale_decoding=grounded` writes one sentence per edit the suggestion makes
+(rationalign/rationale/grounded.py). Nothing is trained and no stage dir is
 written; `predict.output=F` also writes the answers as JSON Lines.
 """
 
@@ -56,11 +58,9 @@ def render_answer(answer: dict, console) -> None:
     console.print(Text.assemble((f"[{answer['task']}] ", "bold"), line))
     expl = answer["rationale"]
     for n, e in enumerate(edits, 1):
-        said = [expl[j]["text"] for j in e["explained_by"]] or ["(no explanation names this edit)"]
+        said = e["rationale"] or "(no explanation names this edit)"
         console.print(Text.assemble((f"  [{n}] ", "cyan"), f"{e['source'] or '∅'} -> {e['target'] or '∅'} ({e['type']}): ",
-                                    (said[0], "italic" if e["explained_by"] else "dim")))
-        for more in said[1:]:
-            console.print(Text("      " + more, style="italic"))
+                                    (said, "italic" if e["rationale"] else "dim")))
     for x in expl:
         if x["edit"] is None:
             why = "names an edit not made" if x["claim"] else "names no edit"
@@ -84,7 +84,8 @@ def run_predict(ctx: Context, out=None) -> dict:
     items = predict_items(cfg)  # bad input fails before the model loads
     if fmt == "json":  # stdout carries the JSON lines alone
         logging.getLogger("rationalign").setLevel(logging.WARNING)
-    assistant = Assistant(ctx, str(cfg.predict.system), int(cfg.predict.max_new_tokens))
+    assistant = Assistant(ctx, str(cfg.predict.system), int(cfg.predict.max_new_tokens),
+                          str(cfg.predict.rationale_decoding), int(cfg.predict.reason_max_new_tokens))
     try:
         answers = assistant.answer([(task, text) for task, text, _ in items])
     finally:

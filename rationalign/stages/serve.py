@@ -1,7 +1,8 @@
 """stage=serve: the writing assistant on a local web page (rationalign.web.app).
 
 The system named by `predict.system` (base, sft, aligned, quark or path:<dir>) is loaded once, for
-the tasks that `task=` selects (`task=all` offers the eight), and answers with `predict.max_new_tokens`.
+the tasks that `task=` selects (`task=all` offers the eight), and answers with `predict.max_new_tokens`;
+`predict.rationale_decoding` (free | grounded) is the page's default mode, which a toggle switches per request.
 The page binds to `serve.host` (127.0.0.1: this machine only) on `serve.port` and runs until stopped.
 """
 
@@ -20,7 +21,8 @@ def build_app(ctx: Context):
     from rationalign.web.app import create_app
 
     cfg = ctx.cfg
-    assistant = Assistant(ctx, str(cfg.predict.system), int(cfg.predict.max_new_tokens))
+    assistant = Assistant(ctx, str(cfg.predict.system), int(cfg.predict.max_new_tokens),
+                          str(cfg.predict.rationale_decoding), int(cfg.predict.reason_max_new_tokens))
     return create_app(assistant, max_chars=int(cfg.serve.max_chars),
                       max_request_bytes=int(cfg.serve.max_request_bytes)), assistant
 

@@ -1,5 +1,6 @@
-"""The local web page of stage=serve (FastAPI): a text box and a task selector; the answer comes back
-as the text with each edit highlighted and its explanation beside it.
+"""The local web page of stage=serve (FastAPI): a text box, a task selector and a rationale-decoding
+toggle (free | grounded); the answer comes back as the text with each edit highlighted and its own
+explanation beside it.
 
 `create_app(assistant, ...)` takes anything with `.tasks` and `.answer([(task, text)]) -> [answer]`
 (rationalign.assistant.Assistant, loaded once by the stage), so tests can also drive the page with a
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from rationalign.assistant import PredictInputError, check_text
+from rationalign.rationale.grounded import MODES
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -28,6 +30,7 @@ def _error(status: int, message: str) -> JSONResponse:
 class PredictRequest(BaseModel):
     text: str
     task: str
+    rationale_decoding: str | None = None  # free | grounded; None: the assistant's default (the page's toggle)
 
 
 def create_app(assistant: Any, *, max_chars: int = 2000, max_request_bytes: int = 16384) -> FastAPI:
@@ -56,7 +59,8 @@ def create_app(assistant: Any, *, max_chars: int = 2000, max_request_bytes: int 
 
     @app.get("/api/tasks")
     def tasks() -> dict:
-        return {"tasks": list(assistant.tasks), "max_chars": max_chars}
+        return {"tasks": list(assistant.tasks), "max_chars": max_chars,
+                "rationale_decoding": getattr(assistant, "rationale_decoding", "free")}
 
     @app.post("/api/predict")
     def predict(req: PredictRequest):  # sync: FastAPI runs it in a worker thread, generation blocks
@@ -64,9 +68,11 @@ def create_app(assistant: Any, *, max_chars: int = 2000, max_request_bytes: int 
             return _error(422, f"text: {len(req.text)} characters, over the limit of {max_chars}")
         if not req.text.strip():
             return _error(422, "text: empty")
+        if req.rationale_decoding is not None and req.rationale_decoding not in MODES:
+            return _error(422, f"rationale_decoding: '{req.rationale_decoding}' is not one of {', '.join(MODES)}")
         try:
             check_text(req.text, "text")  # a lone surrogate ("\\ud800") is a bad request, not a crash
-            (answer,) = assistant.answer([(req.task, req.text)])
+            (answer,) = assistant.answer([(req.task, req.text)], rationale_decoding=req.rationale_decoding)
         except PredictInputError as e:
             return _error(422, str(e))
         return answer
