@@ -22,7 +22,7 @@ def worker_result(res: dict) -> None:
 
 def run_workers(script: str, runs: Sequence[str], worker_args: Sequence[str],
                 show: Callable[[str, dict], None]) -> dict[str, dict]:
-    """run -> its result (with tokens_per_s and wall_s added). A run named twice is measured twice,
+    """run -> its result (with wall_s added, and tokens_per_s where it counts tokens). A run named twice is measured twice,
     the second time as '<run>#2' (to see order effects). A failed run is reported and left out."""
     results: dict[str, dict] = {}
     for run in runs:
@@ -38,7 +38,8 @@ def run_workers(script: str, runs: Sequence[str], worker_args: Sequence[str],
             print(f"{key}: FAILED (rc={p.returncode})\n{p.stderr[-3000:]}", file=sys.stderr)
             continue
         r = json.loads(line[-1][len("RESULT "):])
-        r["tokens_per_s"] = round(r["tokens"] / r["seconds"], 1)
+        if "tokens" in r:
+            r["tokens_per_s"] = round(r["tokens"] / r["seconds"], 1)
         r["wall_s"] = round(time.time() - t, 1)
         results[key] = r
         show(key, r)
