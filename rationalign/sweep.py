@@ -25,7 +25,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rationalign.io import atomic_write_json, sha256_json
+from rationalign.report_metrics import report_metrics
 from rationalign.report_sweep import RESULT
+from rationalign.run_identity import identity
 from rationalign.secrets import SECRET_KEY as _SECRET  # the one shared list
 from rationalign.submitit_env import export_distributed_env
 from rationalign.tracking import tags_for
@@ -73,7 +75,7 @@ def config_hash(cfg: DictConfig) -> str:
 EXTRA_STAGES = {"pipeline": ("align", "evaluate")}
 
 
-def _stage_manifests(cfg: DictConfig) -> dict[str, tuple[dict | None, Path]]:
+def stage_manifests(cfg: DictConfig) -> dict[str, tuple[dict | None, Path]]:
     """{stage: (manifest or None if unfinished, dir)} for the job's stage and its EXTRA_STAGES,
     found by content address, so it works whatever the task function returned."""
     import json
@@ -124,13 +126,14 @@ def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = No
     except Exception as e:  # noqa: BLE001 - a broken config must still leave a result
         res.setdefault("notes", []).append(f"config: {type(e).__name__}: {e}")
     try:
-        res["tracking"] = {"group": cfg.tracking.group, "tags": tags_for(cfg)}
+        who = identity(cfg)
+        res["tracking"] = {"name": who["name"], "group": who["group"], "tags": tags_for(cfg)}
     except Exception as e:  # noqa: BLE001 - an unresolvable group must not lose the result
         res.setdefault("notes", []).append(f"tracking: {type(e).__name__}: {e}")
     manifest = outcome if isinstance(outcome, Mapping) and "stage" in outcome else None
     found: dict[str, tuple[dict | None, Path]] = {}
     try:
-        found = _stage_manifests(cfg)
+        found = stage_manifests(cfg)
     except Exception as e:  # noqa: BLE001 - e.g. the config error that failed the job itself
         if not failed:
             res.setdefault("notes", []).append(f"stage dir: {type(e).__name__}: {e}")
@@ -141,13 +144,32 @@ def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = No
     if manifest:
         res["stage_key"] = manifest.get("key")
         res["upstream"] = dict(manifest.get("upstream") or {})
-        res["metrics"] = flatten(manifest.get("metrics") or {})
         res["counts"] = flatten(manifest.get("counts") or {})
         res["seconds"] = manifest.get("seconds")
-    for name, (m, _) in found.items():
-        if name != res["stage"] and m:
-            res["metrics"].update(flatten(m.get("metrics") or {}, f"{name}."))
+    res["metrics"] = job_metrics(res["stage"], found, manifest)
     return res
+
+
+def job_metrics(stage: str | None, found: dict[str, tuple[dict | None, Path]], manifest: dict | None) -> dict:
+    """A job's metrics, flat: its stage manifest's (no prefix), those of its EXTRA_STAGES (prefixed
+    `<stage>.`), and for an evaluate manifest the report's numbers (rationalign.report_metrics: ALL,
+    RM accuracy, mean rewards, faithfulness). The same dict goes to result.json and the wandb summary."""
+    metrics = flatten(manifest.get("metrics") or {}) if manifest else {}
+    if manifest and stage == "evaluate":
+        metrics.update(report_metrics(manifest))
+    for name, (m, _) in found.items():
+        if name != stage and m:
+            metrics.update(flatten(m.get("metrics") or {}, f"{name}."))
+            if name == "evaluate":
+                metrics.update(report_metrics(m, "evaluate."))
+    return metrics
+
+
+def final_metrics(cfg: DictConfig, manifest: dict | None) -> dict:
+    """job_metrics of the job `cfg` after its stage returned `manifest` (for the tracker's summary)."""
+    found = stage_manifests(cfg)
+    stage = str(cfg.stage.name)
+    return job_metrics(stage, found, manifest or (found.get(stage) or (None,))[0])
 
 
 def write_job_result(cfg: DictConfig, outcome: Any, output_dir: str | Path | None = None,
