@@ -108,6 +108,7 @@ def slurm_conf(state: Path, node: Node, partition: str = PARTITION, ports: tuple
         "SelectTypeParameters=CR_CPU",  # CPUs are the consumable; memory is checked, not counted
         "SlurmdParameters=config_overrides",  # trust the node line below (a container's /proc overstates)
         "ReturnToService=2",
+        "PropagatePrioProcess=1",  # a job runs at its submitter's nice value (a shared dev machine)
         "KillWait=5",  # seconds between SIGTERM and SIGKILL when a job is cancelled or requeued
         "MinJobAge=600",  # finished jobs stay visible to squeue/scontrol for 10 minutes
         "InactiveLimit=0",

@@ -41,20 +41,30 @@ def _parse(overrides: list[str]) -> list[Any]:
     return OverridesParser.create().parse_overrides(overrides)
 
 
+def sweep_grid(master: DictConfig) -> dict[str, list[str]]:
+    """{key: the job overrides it contributes} of a multirun's master config, as Hydra's basic
+    sweeper expands it: the preset's `hydra.sweeper.params` first, then the command line, a later
+    override of a key replacing the earlier one in its place. A swept key has several entries."""
+    params = OmegaConf.select(master, "hydra.sweeper.params") or {}
+    lines = [f"{k}={v}" for k, v in dict(params).items()] + [str(o) for o in master.hydra.overrides.task]
+    grid: dict[str, list[str]] = {}
+    for o in _parse(lines):
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            grid[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            grid[key] = [f"{key}={o.get_value_element_as_str()}"]
+    return grid
+
+
 def swept_keys(sweep_dir: Path | None) -> list[str] | None:
-    """Keys whose value varies over the sweep's grid, in command-line order (None when the sweep left
-    no multirun.yaml to read, e.g. a sweeper that does not write it). As in Hydra's basic sweeper, the
-    preset's `hydra.sweeper.params` come first and a command-line override of the same key wins."""
+    """Keys whose value varies over the sweep's grid, in the sweeper's order (None when the sweep left
+    no multirun.yaml to read, e.g. a sweeper that does not write it)."""
     path = None if sweep_dir is None else sweep_dir / "multirun.yaml"
     if path is None or not path.exists():
         return None
-    master = OmegaConf.load(path)
-    params = OmegaConf.select(master, "hydra.sweeper.params") or {}
-    lines = [f"{k}={v}" for k, v in dict(params).items()] + [str(o) for o in master.hydra.overrides.task]
-    final: dict[str, bool] = {}
-    for o in _parse(lines):
-        final[o.get_key_element().lstrip("+~")] = o.is_sweep_override()
-    return [k for k, swept in final.items() if swept]
+    grid = sweep_grid(OmegaConf.load(path))
+    return [k.lstrip("+~") for k, jobs in grid.items() if len(jobs) > 1]
 
 
 def run_name(cfg: DictConfig, job_overrides: list[str], swept: list[str] | None) -> str:

@@ -9,7 +9,8 @@ process (also under submitit), and refreshes the sweep's summary table after eve
 `on_multirun_end` is skipped when the sweeper re-raises a failure.
 
 The callback's `on_job_start` also exports the torch distributed variables of a submitit
-multi-task job (rationalign/submitit_env.py).
+multi-task job (rationalign/submitit_env.py), and its `on_multirun_start` builds the upstream
+stages all jobs share once, before a submitit launcher starts them (rationalign/sweep_upstream.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from rationalign.report_metrics import report_metrics
 from rationalign.report_sweep import RESULT
 from rationalign.run_identity import identity
 from rationalign.secrets import SECRET_KEY as _SECRET  # the one shared list
-from rationalign.submitit_env import export_distributed_env
+from rationalign.submitit_env import export_distributed_env, slurm_job
 from rationalign.tracking import tags_for
 
 log = logging.getLogger("rationalign")
@@ -206,12 +207,22 @@ class JobResultCallback(_HydraCallback):
     value becomes that float, which is what the Optuna sweeper optimises (the task function itself
     returns None or a manifest).
     summary: refresh `<sweep dir>/summary.{md,csv}` after every job of a multirun.
+    shared_upstream: under a submitit launcher (SLURM, submitit_local), build the stages every job
+    shares in one job before the array starts (rationalign/sweep_upstream.py).
     """
 
-    def __init__(self, objective: str | None = None, summary: bool = True, plots: bool = True) -> None:
+    def __init__(self, objective: str | None = None, summary: bool = True, plots: bool = True,
+                 shared_upstream: bool = True) -> None:
         self.objective = objective
         self.summary = summary
         self.plots = plots
+        self.shared_upstream = shared_upstream
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.shared_upstream:  # submitit launchers: one job builds what every job shares, first
+            from rationalign.sweep_upstream import prebuild
+
+            prebuild(config)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         export_distributed_env()
@@ -225,7 +236,8 @@ class JobResultCallback(_HydraCallback):
         task_cfg = job_return.cfg if job_return.cfg is not None else config
         hc = config.hydra
         job = {"num": _get(hc, "job.num"), "id": _get(hc, "job.id"), "name": _get(hc, "job.name"),
-               "output_dir": _get(hc, "runtime.output_dir"), "mode": str(_get(hc, "mode"))}
+               "output_dir": _get(hc, "runtime.output_dir"), "mode": str(_get(hc, "mode")),
+               "slurm": slurm_job()}  # ids, array index, requeues: which SLURM job ran it
         try:
             path = write_job_result(task_cfg, outcome, job["output_dir"], list(job_return.overrides or []), job)
         except Exception:

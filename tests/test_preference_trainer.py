@@ -239,6 +239,21 @@ def test_resume_reproduces_uninterrupted_run(pairs_file, tmp_path):
     assert full_losses[3] != full_losses[1]  # the comparison is not trivially constant
 
 
+def test_resume_skips_a_checkpoint_cut_short(tmp_path):
+    """A job killed while the Trainer saved checkpoint-6 (no trainer_state.json yet, or half of it)
+    resumes from the last complete one."""
+    from rationalign.training.trainer import last_checkpoint
+
+    assert last_checkpoint(tmp_path) is None
+    for step, state in ((2, "{}"), (4, "{}"), (6, None), (8, '{"global_st')):
+        d = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        d.mkdir(parents=True)
+        (d / "adapter_model.safetensors").write_bytes(b"")
+        if state is not None:
+            (d / "trainer_state.json").write_text(state)
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoints" / "checkpoint-4")
+
+
 def test_grad_accumulation_matches_full_batch(pairs_file, tmp_path):
     grads = {}
 

@@ -7,6 +7,7 @@ averaged over the steps between two log lines and tokens/s is measured on the re
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -113,8 +114,22 @@ def training_arguments(train_cfg: Any, out_dir: Path, *, seed: int, tracking: An
 
 
 def last_checkpoint(out_dir: Path) -> str | None:
-    ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+    """The newest *complete* checkpoint. The Trainer writes trainer_state.json last (after weights,
+    optimizer, scheduler and RNG states), so a checkpoint dir without a readable one was cut short by a
+    killed or preempted job: resuming from it would load half-written state."""
+    def complete(p: Path) -> bool:
+        try:
+            json.loads((p / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return True
+
+    ckpts = sorted((p for p in (out_dir / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))
+    done = [p for p in ckpts if complete(p)]
+    if len(done) < len(ckpts):
+        log.warning("ignoring incomplete checkpoint(s) %s", ", ".join(p.name for p in ckpts if p not in done))
+    return str(done[-1]) if done else None
 
 
 def fit(trainer: LossTrainer, out_dir: Path) -> dict:
