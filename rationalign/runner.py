@@ -16,8 +16,8 @@ from rationalign.validate import validate
 
 
 def run(cfg: DictConfig, validated: bool = False) -> dict:
+    from rationalign.job_metrics import final_metrics
     from rationalign.stages.base import STAGES, Context, run_stage
-    from rationalign.sweep import final_metrics
     from rationalign.tracking import log_summary, start_tracking
 
     import_components()

@@ -26,7 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rationalign.io import atomic_write_json, sha256_json
-from rationalign.report_metrics import report_metrics
+from rationalign.job_metrics import flatten, job_metrics, stage_manifests
 from rationalign.report_sweep import RESULT
 from rationalign.run_identity import identity
 from rationalign.secrets import SECRET_KEY as _SECRET  # the one shared list
@@ -53,47 +53,11 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
     return out
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> {'a.b': scalar}; lists and None are dropped (a table cell holds one number)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, name + "."))
-        elif isinstance(v, (int, float, str, bool)):
-            out[name] = v
-    return out
-
-
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved job config (without the hydra node): equal hash, equal job."""
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)
     return sha256_json(container)[:12]
-
-
-# A pipeline's own manifest may only list what it ran; its numbers live in these stages' manifests.
-EXTRA_STAGES = {"pipeline": ("align", "evaluate")}
-
-
-def stage_manifests(cfg: DictConfig) -> dict[str, tuple[dict | None, Path]]:
-    """{stage: (manifest or None if unfinished, dir)} for the job's stage and its EXTRA_STAGES,
-    found by content address, so it works whatever the task function returned."""
-    import json
-
-    from rationalign.components import import_components
-    from rationalign.stages.base import MANIFEST, STAGES, Context
-
-    import_components()
-    ctx = Context(cfg=cfg, workdir=Path(cfg.paths.workdir))
-    out = {}
-    for name in (cfg.stage.name, *EXTRA_STAGES.get(cfg.stage.name, ())):
-        if name != cfg.stage.name and name not in STAGES:
-            continue
-        d = ctx.stage_dir(name)
-        m = d / MANIFEST
-        out[name] = (json.loads(m.read_text()) if m.exists() else None), d
-    return out
 
 
 def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = None,
@@ -149,28 +113,6 @@ def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = No
         res["seconds"] = manifest.get("seconds")
     res["metrics"] = job_metrics(res["stage"], found, manifest)
     return res
-
-
-def job_metrics(stage: str | None, found: dict[str, tuple[dict | None, Path]], manifest: dict | None) -> dict:
-    """A job's metrics, flat: its stage manifest's (no prefix), those of its EXTRA_STAGES (prefixed
-    `<stage>.`), and for an evaluate manifest the report's numbers (rationalign.report_metrics: ALL,
-    RM accuracy, mean rewards, faithfulness). The same dict goes to result.json and the wandb summary."""
-    metrics = flatten(manifest.get("metrics") or {}) if manifest else {}
-    if manifest and stage == "evaluate":
-        metrics.update(report_metrics(manifest))
-    for name, (m, _) in found.items():
-        if name != stage and m:
-            metrics.update(flatten(m.get("metrics") or {}, f"{name}."))
-            if name == "evaluate":
-                metrics.update(report_metrics(m, "evaluate."))
-    return metrics
-
-
-def final_metrics(cfg: DictConfig, manifest: dict | None) -> dict:
-    """job_metrics of the job `cfg` after its stage returned `manifest` (for the tracker's summary)."""
-    found = stage_manifests(cfg)
-    stage = str(cfg.stage.name)
-    return job_metrics(stage, found, manifest or (found.get(stage) or (None,))[0])
 
 
 def write_job_result(cfg: DictConfig, outcome: Any, output_dir: str | Path | None = None,

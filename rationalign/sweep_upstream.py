@@ -128,7 +128,7 @@ def _executor(launcher: dict[str, Any]):
         init[f"{kind}_max_num_timeout"] = launcher["max_num_timeout"]
     executor = submitit.AutoExecutor(cluster=kind, **init)
     base = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in base else f"{kind}_{k}": v for k, v in params.items()})
+    executor.update_parameters(**{k if k in base else kind + "_" + k: v for k, v in params.items()})
     executor.update_parameters(name=f"{params.get('name') or 'rationalign'}-shared-upstream")
     return executor
 

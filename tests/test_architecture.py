@@ -28,7 +28,7 @@ LAYERS = [
                               "rationalign.wandb_offline"]),
     ("stages", ["rationalign.stages"]),
     ("entry points", ["rationalign.cli", "rationalign.__main__", "rationalign.sweep", "rationalign.runner",
-                      "rationalign.sweep_upstream"]),
+                      "rationalign.sweep_upstream", "rationalign.job_metrics"]),
 ]
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from rationalign.job_metrics import job_metrics
 from rationalign.report import all_average
 from rationalign.report_metrics import report_metrics
 from rationalign.report_sweep import MetricError, build_table, default_direction
-from rationalign.sweep import job_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -140,7 +140,7 @@ def test_aggregate_cli_ranks_a_printed_name_and_refuses_an_unknown_one(tmp_path)
 
 def test_docs_name_metrics_that_exist():
     """Every metric a doc, preset comment or usage line passes to --metric or objective= is one a
-    pipeline job really has (the names rationalign.sweep.job_metrics writes)."""
+    pipeline job really has (the names rationalign.job_metrics writes)."""
     names = set(pipeline_metrics())
     files = [*REPO.glob("docs/*.md"), REPO / "README.md", REPO / "experiments" / "aggregate.py",
              *REPO.glob("conf/**/*.yaml")]
