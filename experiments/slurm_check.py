@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -44,7 +45,8 @@ LAUNCHER = ["hydra/launcher=slurm", f"hydra.launcher.partition={slurm_cluster.PA
 # experiment=smoke with one loss; the report with its analyses (RM accuracy, mean rewards).
 SMOKE = ["model=tiny", "experiment=smoke", "loss=mpo", "evaluate.systems=[aligned]", "evaluate.analyses=true",
          "tracking.mode=offline"]
-UPSTREAM = ("rationalize", "kfold", "reward", "sft", "sample", "pairs")
+# What every job of a loss.* grid on experiment=smoke shares (no rationalize: smoke trains without rationales).
+UPSTREAM = ("kfold", "reward", "sft", "sample", "pairs")
 
 
 class CheckFailed(AssertionError):
@@ -157,7 +159,7 @@ def check_a(ctx: Ctx) -> str:
     for r in rs:
         text = job_log(sweep, r["job"]["num"])
         require("another run holds" not in text, f"job {r['job']['num']} waited on a stage lock")
-        missing = [s for s in UPSTREAM if f"stage {s}: up to date" not in text]
+        missing = [s for s in shared["stages"] if f"stage {s}: up to date" not in text]
         require(not missing, f"job {r['job']['num']} did not find {missing} already built")
     agg = subprocess.run([sys.executable, str(REPO / "experiments" / "aggregate.py"), str(sweep), "--no-plots",
                           "--metric", "evaluate.aligned.ALL"], capture_output=True, text=True, check=False, cwd=REPO)
@@ -228,7 +230,8 @@ def _requeue_when_checkpointed(ctx: Ctx, sweep: Path, proc, timeout: float = 600
             align_dir = Path(found[0])
             done = sorted(p.parent.name for p in align_dir.glob("checkpoints/checkpoint-*/trainer_state.json"))
             if done:
-                job_id = next(p.name for p in (sweep / ".submitit").iterdir() if re.fullmatch(r"\d+_0", p.name))
+                # a one-job sweep is a plain job (<id>), not an array (<id>_0)
+                job_id = next(p.name for p in (sweep / ".submitit").iterdir() if re.fullmatch(r"\d+(_0)?", p.name))
                 require(not (align_dir / "manifest.json").exists(), "align finished before it could be requeued")
                 subprocess.run(["scontrol", "requeue", job_id], env=ctx.env, check=True, capture_output=True)
                 # A requeued job becomes eligible only ~2 minutes later (SLURM's BeginTime); start it now.
@@ -247,10 +250,12 @@ def check_c(ctx: Ctx) -> str:
     args = [*SMOKE, "loss.lam=0.6", "loss.beta=0.05", "pairs.keep_fraction=0.75", "align.train.epochs=8",
             "align.train.save_steps=4", "align.train.logging_steps=1"]
     ref_root = ctx.out / "c_ref_root"
-    for stage in UPSTREAM[:-1]:  # the upstream that check a built; pairs (new keep_fraction) onwards run here
-        for d in (ctx.root / "smoke" / stage).glob("*"):
+    for stage_dir in (ctx.root / "smoke").glob("*"):  # what check a built; pairs (new keep_fraction) on run here
+        if stage_dir.name in ("pairs", "align", "evaluate", "pipeline"):
+            continue
+        for d in stage_dir.glob("*"):
             if (d / "manifest.json").exists():
-                shutil.copytree(d, ref_root / "smoke" / stage / d.name)
+                shutil.copytree(d, ref_root / "smoke" / stage_dir.name / d.name)
     ref_sweep, sweep = ctx.out / "c_uninterrupted", ctx.out / "c_requeued"
     ref = ctx.rationalign("c_uninterrupted", ["-m", *LAUNCHER, *args, f"paths.root={ref_root}",
                                               f"hydra.sweep.dir={ref_sweep}"])
@@ -355,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not was_up and not args.keep_cluster:
             slurm_cluster.stop(state)
+        else:  # a check that failed half-way may leave its jobs queued: cancel them (this cluster's only)
+            subprocess.run(["scancel", "--user", str(os.geteuid())], env=env, capture_output=True, check=False)
     print(f"logs: {ctx.out / 'logs'}   total {time.time() - t0:.0f}s")
     print(f"{passed}/{len(args.only)} SLURM checks passed")
     return 0 if passed == len(args.only) else 1

@@ -31,7 +31,7 @@ from rationalign.report_sweep import RESULT
 from rationalign.run_identity import identity
 from rationalign.secrets import SECRET_KEY as _SECRET  # the one shared list
 from rationalign.submitit_env import export_distributed_env, slurm_job
-from rationalign.tracking import tags_for
+from rationalign.tracking import tags_for, valid_tag
 
 log = logging.getLogger("rationalign")
 
@@ -92,7 +92,7 @@ def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = No
         res.setdefault("notes", []).append(f"config: {type(e).__name__}: {e}")
     try:
         who = identity(cfg)
-        res["tracking"] = {"name": who["name"], "group": who["group"], "tags": tags_for(cfg)}
+        res["tracking"] = {"name": who["name"], "group": who["group"], "tags": [valid_tag(t) for t in tags_for(cfg)]}
     except Exception as e:  # noqa: BLE001 - an unresolvable group must not lose the result
         res.setdefault("notes", []).append(f"tracking: {type(e).__name__}: {e}")
     manifest = outcome if isinstance(outcome, Mapping) and "stage" in outcome else None

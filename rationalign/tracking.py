@@ -36,6 +36,21 @@ def tags_for(cfg: DictConfig) -> list[str]:
             f"rationale:{cfg.rationale.name}", *loss_tags(cfg), *list(cfg.tracking.tags)]
 
 
+WANDB_TAG_MAX = 64  # wandb refuses a run whose tags are empty or longer
+
+
+def valid_tag(tag: str) -> str:
+    """A wandb tag (1-64 characters) for any tag: a longer one keeps its start and gets a hash of the
+    whole, so two long tags stay apart (task=all's 'task:gec+fluency+...' is 85 characters)."""
+    import hashlib
+
+    tag = str(tag).strip() or "-"
+    if len(tag) <= WANDB_TAG_MAX:
+        return tag
+    digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
+    return f"{tag[:WANDB_TAG_MAX - 9]}~{digest}"
+
+
 def log_summary(run: Any, metrics: dict[str, Any]) -> None:
     """The run's final numbers (rationalign.report_metrics names) into its summary, where the
     dashboard's run table and sweep views compare runs; numbers only."""
@@ -75,7 +90,7 @@ def _wandb_tracker(cfg: DictConfig) -> Iterator[Any]:
     container.pop("task", None)  # long prompt texts; the task names are in the tags
     who = identity(cfg)  # in a sweep: named by its swept overrides, grouped by its sweep
     run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, group=who["group"],
-                     mode=cfg.tracking.mode, config=redact(container), tags=tags_for(cfg),
+                     mode=cfg.tracking.mode, config=redact(container), tags=[valid_tag(t) for t in tags_for(cfg)],
                      name=who["name"], reinit="finish_previous",
                      dir=None if os.environ.get("WANDB_DIR") else who["dir"])
     try:

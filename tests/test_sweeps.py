@@ -129,9 +129,16 @@ def test_grid_2x2_submitit_local_launcher(space):
     proc, sweep_dir = multirun(space, "submitit", "hydra/launcher=submitit_local", "loss.beta=0.05",
                                "loss.lam=0.4,0.8", "loss.gamma=0.5,1.0")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    check_grid(sweep_dir, "loss.lam", "loss.gamma")
+    rs = check_grid(sweep_dir, "loss.lam", "loss.gamma")
     assert any((sweep_dir / ".submitit").iterdir())  # the jobs really went through submitit
     assert "4 jobs, 4 ok, 0 failed" in (sweep_dir / "summary.md").read_text()
+    # One pre-step job built the shared upstream (rationalign/sweep_upstream.py) before the jobs ran:
+    # every job found SFT finished, none waited on its lock.
+    shared = json.loads((sweep_dir / "shared_upstream.json").read_text())
+    assert shared["stages"]["sft"] == rs[0]["upstream"]["sft"] and shared["composed"] == 4
+    for r in rs:
+        log = "".join(p.read_text() for p in (sweep_dir / str(r["job"]["num"])).glob("*.log"))
+        assert "stage sft: up to date" in log and "another run holds" not in log
 
 
 # --------------------------------------------------------------------------------------------
