@@ -152,7 +152,8 @@ def build_table(sweep_dir: str | Path, metrics: list[str] | None = None) -> Swee
     # A column that is the same text in every job (loss name, echoed hparams) says nothing per row.
     cols = [c for c in cols if not _constant_text(c, rows)]
     # The align manifest echoes the loss hyper-parameters; drop the echo of a swept loss.* key.
-    cols = [c for c in cols if not (c.startswith("hparams.") and f"loss.{c[8:]}" in keys)]
+    # (`hparams.lam` of a stage=align job, `align.hparams.lam` of a pipeline job)
+    cols = [c for c in cols if not ((m := re.search(r"(?:^|\.)hparams\.(.+)$", c)) and f"loss.{m.group(1)}" in keys)]
     table = SweepTable(rows=rows, swept=swept, constant=constant, metrics=cols)
     table.ranked = ranking(rows, cols, metrics)
     for m, direction in table.ranked.items():

@@ -45,7 +45,7 @@ def evaluate_manifest(shift: float = 0.0) -> dict:
 
 def pipeline_metrics(shift: float = 0.0) -> dict:
     align = {"metrics": {"train_loss": 1.5 - shift, "seconds": 3.0, "steps": 2, "loss_first": None,
-                         "hparams": {"beta": 0.01, "lam": 0.8}, "loss": "mpo"}}
+                         "hparams": {"beta": 0.01, "lam": 0.8 + shift}, "loss": "mpo"}}
     found = {"pipeline": ({"metrics": {}}, Path("p")), "align": (align, Path("a")),
              "evaluate": (evaluate_manifest(shift), Path("e"))}
     return job_metrics("pipeline", found, {"stage": "pipeline", "metrics": {}})
@@ -110,6 +110,7 @@ def test_the_table_ranks_report_metrics_only(tmp_path):
     ranked_bookkeeping = [m for m in t.ranked if m.endswith((".n", ".malformed", "seconds", "steps", "_pairs"))]
     assert ranked_bookkeeping == []
     assert "evaluate.aligned.CoN.n" in t.metrics  # shown, not ranked
+    assert not [c for c in t.metrics if "hparams" in c]  # the align manifest's echo of loss.*: not a column
 
 
 def test_an_unknown_metric_is_an_error_listing_the_known_ones(tmp_path):
