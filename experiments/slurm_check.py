@@ -270,6 +270,12 @@ def check_c(ctx: Ctx) -> str:
         if proc.poll() is None:
             proc.kill()
     require(proc.returncode == 0, f"the requeued sweep exited {proc.returncode}:\n    {ctx.tail('c_requeued')}")
+    return verify_requeued(ctx, cut)
+
+
+def verify_requeued(ctx: Ctx, cut: dict) -> str:
+    """Check c's verdict on the finished sweeps c_requeued and c_uninterrupted."""
+    ref_root, ref_sweep, sweep = ctx.out / "c_ref_root", ctx.out / "c_uninterrupted", ctx.out / "c_requeued"
     (r,), (rr,) = results(sweep), results(ref_sweep)
     require(r["status"] == "ok" and (r["job"].get("slurm") or {}).get("restart_count") == "1",
             f"status {r['status']}, SLURM {r['job'].get('slurm')}")
