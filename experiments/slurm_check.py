@@ -42,9 +42,11 @@ import slurm_cluster  # a sibling script
 LAUNCHER = ["hydra/launcher=slurm", f"hydra.launcher.partition={slurm_cluster.PARTITION}",
             "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
             "hydra.launcher.timeout_min=30"]
-# experiment=smoke with one loss; the report with its analyses (RM accuracy, mean rewards).
+# experiment=smoke with one loss; the report with its analyses (RM accuracy, mean rewards). smoke's
+# K-fold yields ~2 RM pairs: 3 samples per input and half of the inputs held out, so the RM's
+# held-out accuracy has pairs to be measured on.
 SMOKE = ["model=tiny", "experiment=smoke", "loss=mpo", "evaluate.systems=[aligned]", "evaluate.analyses=true",
-         "tracking.mode=offline"]
+         "tracking.mode=offline", "kfold.n_samples=3", "reward.heldout_fraction=0.5"]
 # What every job of a loss.* grid on experiment=smoke shares (no rationalize: smoke trains without rationales).
 UPSTREAM = ("kfold", "reward", "sft", "sample", "pairs")
 
@@ -248,7 +250,7 @@ def _requeue_when_checkpointed(ctx: Ctx, sweep: Path, proc, timeout: float = 120
 
 
 def check_c(ctx: Ctx) -> str:
-    args = [*SMOKE, "loss.lam=0.6", "loss.beta=0.05", "pairs.keep_fraction=0.75", "align.train.epochs=8",
+    args = [*SMOKE, "loss.lam=0.6", "loss.beta=0.05", "pairs.keep_fraction=0.75", "align.train.epochs=16",
             "align.train.save_steps=4", "align.train.logging_steps=1"]
     ref_root = ctx.out / "c_ref_root"
     for stage_dir in (ctx.root / "smoke").glob("*"):  # what check a built; pairs (new keep_fraction) on run here
@@ -287,8 +289,13 @@ def verify_requeued(ctx: Ctx, cut: dict) -> str:
     require(set(rerun) <= {"align", "evaluate", "pipeline"}, f"the requeued job reran finished stages: {rerun}")
     require("stage pairs: up to date" in second and text.count("stage pairs: running") == 1,
             "pairs (built by the first start) was not reused")
-    resumed = re.findall(r"resuming from (\S+)", starts[2])
-    require(resumed and Path(resumed[0]).name in cut["checkpoints"], f"align did not resume from {cut['checkpoints']}")
+    require("stage align: done" not in second, "align finished before the requeue took effect: nothing was cut")
+    # SLURM kills KillWait seconds after the requeue: align may have saved a later checkpoint meanwhile
+    resumed = [int(n) for n in re.findall(r"resuming from \S+/checkpoint-(\d+)", starts[2])]
+    steps = json.loads((stage_dir_of(r, "align") / "manifest.json").read_text())["metrics"]["steps"]
+    first = int(cut["checkpoints"][0].rsplit("-", 1)[-1])
+    require(resumed and first <= resumed[0] < steps,
+            f"align did not resume from a checkpoint between step {first} and its last step {steps}: {resumed}")
     align_a, align_b = stage_dir_of(r, "align"), stage_dir_of(rr, "align")
     pairs_key = json.loads((align_a / "manifest.json").read_text())["upstream"]["pairs"]
     compared = {"pairs": (ctx.root / "smoke" / "pairs" / pairs_key, ref_root / "smoke" / "pairs" / pairs_key),
@@ -302,8 +309,8 @@ def verify_requeued(ctx: Ctx, cut: dict) -> str:
     ma, mb = r["metrics"], rr["metrics"]
     report = [k for k in mb if k.startswith("evaluate.") and isinstance(mb[k], (int, float))]
     require(report and all(ma.get(k) == mb[k] for k in report), "the reports differ")
-    return (f"SLURM job {cut['job']} requeued in align after {cut['checkpoints'][-1]}, restarted once: reused "
-            f"{len(UPSTREAM)} stages (pairs its own), resumed align; pairs, predictions and report equal the "
+    return (f"SLURM job {cut['job']} requeued in align, restarted once, resumed at step {resumed[0]}/{steps}; "
+            f"no finished stage rerun (pairs, built by its first start, reused); pairs, predictions and report equal the "
             f"uninterrupted job's, align weights to {diff:.2g}")
 
 
