@@ -41,19 +41,22 @@ def _parse(overrides: list[str]) -> list[Any]:
     return OverridesParser.create().parse_overrides(overrides)
 
 
-def sweep_grid(master: DictConfig) -> dict[str, list[str]]:
+def sweep_grid(master: DictConfig) -> dict[str, list[str] | None]:
     """{key: the job overrides it contributes} of a multirun's master config, as Hydra's basic
     sweeper expands it: the preset's `hydra.sweeper.params` first, then the command line, a later
-    override of a key replacing the earlier one in its place. A swept key has several entries."""
+    override of a key replacing the earlier one in its place. A swept key has several entries; one
+    that cannot be listed (Optuna's `interval(0.1, 1)`) has None."""
     params = OmegaConf.select(master, "hydra.sweeper.params") or {}
     lines = [f"{k}={v}" for k, v in dict(params).items()] + [str(o) for o in master.hydra.overrides.task]
-    grid: dict[str, list[str]] = {}
+    grid: dict[str, list[str] | None] = {}
     for o in _parse(lines):
         key = o.get_key_element()
-        if o.is_sweep_override():
+        if not o.is_sweep_override():
+            grid[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
             grid[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
         else:
-            grid[key] = [f"{key}={o.get_value_element_as_str()}"]
+            grid[key] = None
     return grid
 
 
@@ -64,7 +67,7 @@ def swept_keys(sweep_dir: Path | None) -> list[str] | None:
     if path is None or not path.exists():
         return None
     grid = sweep_grid(OmegaConf.load(path))
-    return [k.lstrip("+~") for k, jobs in grid.items() if len(jobs) > 1]
+    return [k.lstrip("+~") for k, jobs in grid.items() if jobs is None or len(jobs) > 1]
 
 
 def run_name(cfg: DictConfig, job_overrides: list[str], swept: list[str] | None) -> str:

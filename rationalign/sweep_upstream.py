@@ -35,9 +35,13 @@ RECORD = "shared_upstream.json"
 SUBMITIT_LAUNCHERS = {"SlurmLauncher": "slurm", "LocalLauncher": "local"}
 
 
-def job_overrides(master: DictConfig) -> list[list[str]]:
-    """Every job's overrides, in the sweeper's order (the Cartesian product of sweep_grid)."""
-    return [list(job) for job in itertools.product(*sweep_grid(master).values())]
+def job_overrides(master: DictConfig) -> list[list[str]] | None:
+    """Every job's overrides, in the sweeper's order (the Cartesian product of sweep_grid); None when
+    the sweep is not a list of jobs known beforehand (a continuous range searched by Optuna)."""
+    grid = sweep_grid(master)
+    if any(v is None for v in grid.values()):
+        return None
+    return [list(job) for job in itertools.product(*grid.values())]
 
 
 def closure(cfg: DictConfig, name: str, seen: list[str] | None = None) -> list[str]:
@@ -135,12 +139,16 @@ def _executor(launcher: dict[str, Any]):
 
 def prebuild(master: DictConfig) -> dict[str, Any] | None:
     """In the sweep's own process, before any job: submit the pre-step and wait for it. None when the
-    launcher is not a submitit one or the sweep has a single job. Raises when the pre-step fails (every
+    launcher is not a submitit one, the sweep has a single job, or its jobs are not listable. Raises when the pre-step fails (every
     job would fail the same way, each after waiting for a GPU)."""
     target = str(OmegaConf.select(master, "hydra.launcher._target_") or "")
     if target.rsplit(".", 1)[-1] not in SUBMITIT_LAUNCHERS:
         return None
     jobs = job_overrides(master)
+    if jobs is None:
+        log.info("shared upstream: the sweep's jobs are not known beforehand (a continuous search space); "
+                 "no pre-step, its first jobs build the shared stages")
+        return None
     if len(jobs) < 2:
         return None
     sweep_dir = Path(str(master.hydra.sweep.dir))

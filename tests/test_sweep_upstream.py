@@ -54,6 +54,8 @@ def test_build_shared_leaves_out_a_bad_job_and_builds_nothing_when_nothing_is_sh
     assert json.loads(record.read_text())["left_out"] == out["left_out"]
 
 
-def test_no_pre_step_for_the_basic_launcher_or_a_single_job():
+def test_no_pre_step_for_the_basic_launcher_a_single_job_or_a_continuous_search():
     assert prebuild(_master(["loss.lam=0.4,0.8"], launcher="BasicLauncher")) is None
     assert prebuild(_master(["loss.lam=0.4"])) is None
+    optuna = _master(["model=tiny"], {"loss.lam": "interval(0.1, 1.0)", "loss.beta": "0.01,0.1"})
+    assert job_overrides(optuna) is None and prebuild(optuna) is None

@@ -33,6 +33,9 @@ def test_swept_keys_follow_hydra_basic_sweeper(tmp_path):
     # the preset's loss grid is fixed by the command line's loss=mpo; range() and + keys are sweeps too
     assert swept_keys(d) == ["seed", "loss.lam", "loss.beta", "extra"]
     assert swept_keys(tmp_path / "nowhere") is None and swept_keys(None) is None
+    # Optuna's continuous ranges cannot be listed, but are swept
+    assert swept_keys(_multirun_yaml(tmp_path / "optuna", ["model=tiny"], {"loss.lam": "interval(0.1, 1.0)"})) == \
+        ["loss.lam"]
 
 
 def test_run_name_from_the_swept_overrides():
