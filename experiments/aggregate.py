@@ -1,16 +1,18 @@
 """Collect a multirun's result.json files into one table (Markdown + CSV) and plots.
 
     python experiments/aggregate.py outputs/default/multirun/sweep_mpo-2025-01-01_12-00-00
-    python experiments/aggregate.py <dir> --metric evaluate.gec.f0.5:max --out report/
+    python experiments/aggregate.py <dir> --metric evaluate.aligned.ALL --metric evaluate.aligned.CoN.score --out report/
     python experiments/aggregate.py <dir> --test --metric evaluate.aligned.AST.score   # dev choice, test beside
     python experiments/aggregate.py <seed sweep dir>        # + mean, sd, 95% t CI over seeds per setting
 
 Writes <out>/summary.md, <out>/summary.csv and <out>/plots/*.png (metric vs each swept value,
-training-loss curves per job) and prints the Markdown. A sweep over `seed` (alone or crossed with
-other keys) also gets <out>/seeds.md and seeds.json (rationalign/report_seeds.py). `--test`
-re-runs the best setting on dev with evaluate.split=test (only the evaluation runs; trained
-stages come from the cache) and writes <out>/dev_test.md and dev_test.json (rationalign/dev_select.py).
-Exit status 1 when no result.json is found, 0 otherwise (failed jobs are listed in the table, not
+training-loss curves per job) and prints the Markdown. Metric names are those of the jobs' result.json
+(rationalign/report_metrics.py lists the report's); a name the sweep does not have is an error that
+lists the ones it has. A sweep over `seed` (alone or crossed with other keys) also gets <out>/seeds.md
+and seeds.json (rationalign/report_seeds.py). `--test` re-runs the best setting on dev with
+evaluate.split=test (only the evaluation runs; trained stages come from the cache) and writes
+<out>/dev_test.md and dev_test.json (rationalign/dev_select.py). Exit status 1 when no result.json is
+found or --test fails, 2 for a bad --metric, 0 otherwise (failed jobs are listed in the table, not
 turned into an exit status).
 """
 
@@ -27,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sweep_dir", type=Path, help="a Hydra multirun dir (hydra.sweep.dir)")
     ap.add_argument("--out", type=Path, default=None, help="where to write (default: the sweep dir)")
     ap.add_argument("--metric", action="append", default=None,
-                    help="metric to rank, NAME[:max|min] (repeatable; default: every quality-looking metric)")
+                    help="metric to rank, NAME[:max|min] (repeatable; default: every report metric, RM accuracy "
+                         "and training loss, each in its known direction)")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--test", action="store_true",
                     help="evaluate the best setting on dev (the first --metric, or the only *.score metric) on "
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-key", default="seed", help="the override that numbers the seeds (default: seed)")
     args = ap.parse_args(argv)
 
-    from rationalign.report_sweep import find_results, to_markdown, write_summary
+    from rationalign.report_sweep import MetricError, find_results, to_markdown, write_summary
 
     if not args.sweep_dir.is_dir():
         print(f"{args.sweep_dir}: not a directory", file=sys.stderr)
@@ -43,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     if not find_results(args.sweep_dir):
         print(f"{args.sweep_dir}: no result.json under it (was the job_result callback on?)", file=sys.stderr)
         return 1
-    table = write_summary(args.sweep_dir, args.out, metrics=args.metric, plots=not args.no_plots)
+    try:
+        table = write_summary(args.sweep_dir, args.out, metrics=args.metric, plots=not args.no_plots)
+    except MetricError as e:  # an unknown --metric: the message lists the known ones
+        print(f"{args.sweep_dir}: {e}", file=sys.stderr)
+        return 2
     print(to_markdown(table, title=f"Sweep {args.sweep_dir.name}"))
     out = args.out or args.sweep_dir
     if args.seed_key in table.swept:

@@ -33,6 +33,8 @@ def main(cfg: DictConfig) -> None:
         import_components()
         validate(cfg)
     except ConfigError as e:
+        if _multirun():  # one bad grid point: Hydra records this job as failed (result.json), the others run
+            raise
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
     if os.environ.get("HYDRA_FULL_ERROR") == "1" or _multirun():

@@ -20,11 +20,34 @@ from typing import Any
 from rationalign.io import atomic_write_text
 
 RESULT = "result.json"  # one per job, written by the sweep callback (rationalign/sweep.py)
-# Bookkeeping numbers that are not a quality measure: never ranked unless asked for.
-_NOT_RANKED = re.compile(r"(^|\.)(seconds|steps|examples|pairs|tokens|tokens_per_second|loss_first|epoch|"
-                         r"hparams\..*|records|with_.*|train_runtime|.*_per_second|total_flos)$")
-# Lower is better for these; everything else (SARI, F0.5, BLEU, accuracy, ...) is higher-better.
-_LOWER_BETTER = re.compile(r"(loss|nll|perplexity|ppl|error|wer|ter)", re.IGNORECASE)
+# The metrics ranked by default, and which way is better: matched against the *whole* name (after
+# optional stage prefixes such as `evaluate.` or `align.`), so `malformed`, `n`, counts, seconds,
+# steps and echoed hyper-parameters are never ranked by accident. Names: rationalign/report_metrics.py.
+_PREFIX = r"(?:[A-Za-z_]+\.)*"
+RANKED_PATTERNS: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(_PREFIX + p), d) for p, d in (
+    (r"[^.]+\.[^.]+\.score", "max"),              # <system>.<column>.score: SARI, F0.5, BLEU (Table 1 cell)
+    (r"[^.]+\.[^.]+\.formality", "max"),          # GYAFC formality accuracy
+    (r"[^.]+\.ALL", "max"),                       # mean over the report's columns
+    (r"(?:reward_model\.)?heldout_accuracy", "max"),  # RM pairwise accuracy on unseen K-fold pairs
+    (r"heldout_margin", "max"),
+    (r"[^.]+\.mean_reward", "max"),
+    (r"[^.]+\.mean_metric", "max"),
+    (r"[^.]+\.faithfulness\.(?:coverage|precision)", "max"),
+    (r"(?:train|eval)_loss", "min"),
+    (r"train_accuracy", "max"),
+))
+
+
+class MetricError(ValueError):
+    """A metric asked for by name that the sweep does not have, or whose direction is unknown."""
+
+
+def default_direction(name: str) -> str | None:
+    """'max' / 'min' for a metric ranked by default, None for bookkeeping and unknown names."""
+    for pattern, direction in RANKED_PATTERNS:
+        if pattern.fullmatch(name):
+            return direction
+    return None
 
 
 @dataclass
@@ -71,13 +94,39 @@ def _constant_text(col: str, rows: list[dict]) -> bool:
     return len(vals) <= 1 and (non_numeric or ".hparams." in f".{col}" or col.startswith("hparams."))
 
 
-def parse_metric_spec(spec: str) -> tuple[str, str]:
-    """'eval.sari:max' -> ('eval.sari', 'max'); no suffix -> direction guessed from the name."""
+def parse_metric_spec(spec: str) -> tuple[str, str | None]:
+    """'evaluate.aligned.ALL:max' -> ('evaluate.aligned.ALL', 'max'); no suffix -> (name, None)."""
     name, _, direction = spec.partition(":")
-    direction = direction or ("min" if _LOWER_BETTER.search(name) else "max")
-    if direction not in ("max", "min"):
-        raise ValueError(f"metric {spec!r}: direction must be max or min")
-    return name, direction
+    if direction and direction not in ("max", "min"):
+        raise MetricError(f"metric {spec!r}: direction must be max or min")
+    return name, direction or None
+
+
+def numeric_columns(rows: list[dict], cols: list[str]) -> list[str]:
+    return [c for c in cols if any(_number(r.get("metrics", {}).get(c)) is not None for r in rows)]
+
+
+def ranking(rows: list[dict], cols: list[str], requested: list[str] | None) -> dict[str, str]:
+    """{metric: 'max' | 'min'} to rank. By default every numeric column with a known direction
+    (default_direction); asked-for names must be numeric columns of this sweep (else a ValueError
+    listing them: MetricError), and need `:max` / `:min` when their direction is not known."""
+    numeric = numeric_columns(rows, cols)
+    if not requested:
+        return {c: d for c in numeric if (d := default_direction(c))}
+    out = {}
+    for spec in requested:
+        name, direction = parse_metric_spec(spec)
+        if name not in numeric:
+            known = [c for c in numeric if default_direction(c)]
+            other = [c for c in numeric if not default_direction(c)]
+            raise MetricError(f"unknown metric {name!r}: this sweep's metrics are {', '.join(known) or '(none)'}"
+                             + (f"; not ranked by default (give :max or :min): {', '.join(other)}" if other else ""))
+        direction = direction or default_direction(name)
+        if direction is None:
+            raise MetricError(f"metric {name!r} is not ranked by default (bookkeeping or an unknown kind): "
+                             f"say which way is better, {name}:max or {name}:min")
+        out[name] = direction
+    return out
 
 
 def build_table(sweep_dir: str | Path, metrics: list[str] | None = None) -> SweepTable:
@@ -103,13 +152,10 @@ def build_table(sweep_dir: str | Path, metrics: list[str] | None = None) -> Swee
     # A column that is the same text in every job (loss name, echoed hparams) says nothing per row.
     cols = [c for c in cols if not _constant_text(c, rows)]
     # The align manifest echoes the loss hyper-parameters; drop the echo of a swept loss.* key.
-    cols = [c for c in cols if not (c.startswith("hparams.") and f"loss.{c[8:]}" in keys)]
+    # (`hparams.lam` of a stage=align job, `align.hparams.lam` of a pipeline job)
+    cols = [c for c in cols if not ((m := re.search(r"(?:^|\.)hparams\.(.+)$", c)) and f"loss.{m.group(1)}" in keys)]
     table = SweepTable(rows=rows, swept=swept, constant=constant, metrics=cols)
-    if metrics:
-        table.ranked = dict(parse_metric_spec(m) for m in metrics)
-    else:
-        table.ranked = dict(parse_metric_spec(c) for c in cols if not _NOT_RANKED.search(c)
-                            and any(_number(r["metrics"].get(c)) is not None for r in rows))
+    table.ranked = ranking(rows, cols, metrics)
     for m, direction in table.ranked.items():
         scored = [(i, _number(r.get("metrics", {}).get(m))) for i, r in enumerate(rows) if r.get("status") == "ok"]
         scored = [(i, v) for i, v in scored if v is not None]

@@ -16,8 +16,9 @@ from rationalign.validate import check_group_options, validate
 
 
 def run(cfg: DictConfig, validated: bool = False) -> dict:
+    from rationalign.job_metrics import final_metrics
     from rationalign.stages.base import STAGES, Context, run_stage
-    from rationalign.tracking import start_tracking
+    from rationalign.tracking import log_summary, start_tracking
 
     import_components()
     if not validated:
@@ -27,8 +28,10 @@ def run(cfg: DictConfig, validated: bool = False) -> dict:
     check_launch()
     workdir = Path(cfg.paths.workdir)
     ctx = Context(cfg=cfg, workdir=workdir)
-    with start_tracking(cfg):
+    with start_tracking(cfg) as tracker:
         manifest = run_stage(ctx, cfg.stage.name)
+        if tracker is not None:  # the final report in the run's summary, named as in result.json
+            log_summary(tracker, final_metrics(cfg, manifest))
     report = manifest.get("report")
     if report and Path(report).exists():  # also on a rerun that skipped every stage
         print(Path(report).read_text())

@@ -52,3 +52,19 @@ def export_distributed_env(job_env: Any = None, environ: dict | None = None) -> 
     env = distributed_env(job_env)
     environ.update(env)
     return env
+
+
+SLURM_FIELDS = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID",
+                "restart_count": "SLURM_RESTART_COUNT", "nodelist": "SLURM_JOB_NODELIST", "ntasks": "SLURM_NTASKS",
+                "partition": "SLURM_JOB_PARTITION"}
+
+
+def slurm_job(environ: dict | None = None) -> dict[str, str] | None:
+    """The SLURM job this process runs in (ids, array index, how often it was requeued), for
+    result.json; None outside SLURM. SLURM_RESTART_COUNT is only set once a job was requeued."""
+    environ = os.environ if environ is None else environ
+    if "SLURM_JOB_ID" not in environ:
+        return None
+    out = {k: environ[v] for k, v in SLURM_FIELDS.items() if v in environ}
+    out.setdefault("restart_count", "0")
+    return out

@@ -9,7 +9,8 @@ process (also under submitit), and refreshes the sweep's summary table after eve
 `on_multirun_end` is skipped when the sweeper re-raises a failure.
 
 The callback's `on_job_start` also exports the torch distributed variables of a submitit
-multi-task job (rationalign/submitit_env.py).
+multi-task job (rationalign/submitit_env.py), and its `on_multirun_start` builds the upstream
+stages all jobs share once, before a submitit launcher starts them (rationalign/sweep_upstream.py).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rationalign.io import atomic_write_json, sha256_json
+from rationalign.job_metrics import flatten, job_metrics, stage_manifests
 from rationalign.report_sweep import RESULT
+from rationalign.run_identity import identity
 from rationalign.secrets import SECRET_KEY as _SECRET  # the one shared list
-from rationalign.submitit_env import export_distributed_env
-from rationalign.tracking import tags_for
+from rationalign.submitit_env import export_distributed_env, slurm_job
+from rationalign.tracking import tags_for, valid_tag
 
 log = logging.getLogger("rationalign")
 
@@ -50,47 +53,11 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
     return out
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> {'a.b': scalar}; lists and None are dropped (a table cell holds one number)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, name + "."))
-        elif isinstance(v, (int, float, str, bool)):
-            out[name] = v
-    return out
-
-
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved job config (without the hydra node): equal hash, equal job."""
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)
     return sha256_json(container)[:12]
-
-
-# A pipeline's own manifest may only list what it ran; its numbers live in these stages' manifests.
-EXTRA_STAGES = {"pipeline": ("align", "evaluate")}
-
-
-def _stage_manifests(cfg: DictConfig) -> dict[str, tuple[dict | None, Path]]:
-    """{stage: (manifest or None if unfinished, dir)} for the job's stage and its EXTRA_STAGES,
-    found by content address, so it works whatever the task function returned."""
-    import json
-
-    from rationalign.components import import_components
-    from rationalign.stages.base import MANIFEST, STAGES, Context
-
-    import_components()
-    ctx = Context(cfg=cfg, workdir=Path(cfg.paths.workdir))
-    out = {}
-    for name in (cfg.stage.name, *EXTRA_STAGES.get(cfg.stage.name, ())):
-        if name != cfg.stage.name and name not in STAGES:
-            continue
-        d = ctx.stage_dir(name)
-        m = d / MANIFEST
-        out[name] = (json.loads(m.read_text()) if m.exists() else None), d
-    return out
 
 
 def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = None,
@@ -124,13 +91,14 @@ def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = No
     except Exception as e:  # noqa: BLE001 - a broken config must still leave a result
         res.setdefault("notes", []).append(f"config: {type(e).__name__}: {e}")
     try:
-        res["tracking"] = {"group": cfg.tracking.group, "tags": tags_for(cfg)}
+        who = identity(cfg)
+        res["tracking"] = {"name": who["name"], "group": who["group"], "tags": [valid_tag(t) for t in tags_for(cfg)]}
     except Exception as e:  # noqa: BLE001 - an unresolvable group must not lose the result
         res.setdefault("notes", []).append(f"tracking: {type(e).__name__}: {e}")
     manifest = outcome if isinstance(outcome, Mapping) and "stage" in outcome else None
     found: dict[str, tuple[dict | None, Path]] = {}
     try:
-        found = _stage_manifests(cfg)
+        found = stage_manifests(cfg)
     except Exception as e:  # noqa: BLE001 - e.g. the config error that failed the job itself
         if not failed:
             res.setdefault("notes", []).append(f"stage dir: {type(e).__name__}: {e}")
@@ -141,12 +109,9 @@ def build_result(cfg: DictConfig, outcome: Any, overrides: list[str] | None = No
     if manifest:
         res["stage_key"] = manifest.get("key")
         res["upstream"] = dict(manifest.get("upstream") or {})
-        res["metrics"] = flatten(manifest.get("metrics") or {})
         res["counts"] = flatten(manifest.get("counts") or {})
         res["seconds"] = manifest.get("seconds")
-    for name, (m, _) in found.items():
-        if name != res["stage"] and m:
-            res["metrics"].update(flatten(m.get("metrics") or {}, f"{name}."))
+    res["metrics"] = job_metrics(res["stage"], found, manifest)
     return res
 
 
@@ -184,12 +149,22 @@ class JobResultCallback(_HydraCallback):
     value becomes that float, which is what the Optuna sweeper optimises (the task function itself
     returns None or a manifest).
     summary: refresh `<sweep dir>/summary.{md,csv}` after every job of a multirun.
+    shared_upstream: under a submitit launcher (SLURM, submitit_local), build the stages every job
+    shares in one job before the array starts (rationalign/sweep_upstream.py).
     """
 
-    def __init__(self, objective: str | None = None, summary: bool = True, plots: bool = True) -> None:
+    def __init__(self, objective: str | None = None, summary: bool = True, plots: bool = True,
+                 shared_upstream: bool = True) -> None:
         self.objective = objective
         self.summary = summary
         self.plots = plots
+        self.shared_upstream = shared_upstream
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.shared_upstream:  # submitit launchers: one job builds what every job shares, first
+            from rationalign.sweep_upstream import prebuild
+
+            prebuild(config)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         export_distributed_env()
@@ -203,7 +178,8 @@ class JobResultCallback(_HydraCallback):
         task_cfg = job_return.cfg if job_return.cfg is not None else config
         hc = config.hydra
         job = {"num": _get(hc, "job.num"), "id": _get(hc, "job.id"), "name": _get(hc, "job.name"),
-               "output_dir": _get(hc, "runtime.output_dir"), "mode": str(_get(hc, "mode"))}
+               "output_dir": _get(hc, "runtime.output_dir"), "mode": str(_get(hc, "mode")),
+               "slurm": slurm_job()}  # ids, array index, requeues: which SLURM job ran it
         try:
             path = write_job_result(task_cfg, outcome, job["output_dir"], list(job_return.overrides or []), job)
         except Exception:

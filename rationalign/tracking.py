@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rationalign.registry import Registry
+from rationalign.run_identity import identity, loss_tags
 from rationalign.secrets import SECRET_KEY as _SECRET_KEY  # the one shared list
 
 TRACKERS: Registry = Registry("tracker")  # tracking.backend -> contextmanager(cfg) yielding a run or None
@@ -32,7 +33,7 @@ def redact(obj: Any) -> Any:
 
 def tags_for(cfg: DictConfig) -> list[str]:
     return [f"loss:{cfg.loss.name}", f"task:{'+'.join(cfg.task.names)}", f"model:{cfg.model.name}",
-            f"rationale:{cfg.rationale.name}", *list(cfg.tracking.tags)]
+            f"rationale:{cfg.rationale.name}", *loss_tags(cfg), *list(cfg.tracking.tags)]
 
 
 WANDB_TAG_MAX = 64  # wandb refuses a run whose tags are empty or longer
@@ -48,6 +49,16 @@ def valid_tag(tag: str) -> str:
         return tag
     digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
     return f"{tag[:WANDB_TAG_MAX - 9]}~{digest}"
+
+
+def log_summary(run: Any, metrics: dict[str, Any]) -> None:
+    """The run's final numbers (rationalign.report_metrics names) into its summary, where the
+    dashboard's run table and sweep views compare runs; numbers only."""
+    if run is None:
+        return
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        run.summary.update(numbers)
 
 
 @contextlib.contextmanager
@@ -77,9 +88,11 @@ def _wandb_tracker(cfg: DictConfig) -> Iterator[Any]:
     os.environ["WANDB_PROJECT"] = cfg.tracking.project
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("task", None)  # long prompt texts; the task names are in the tags
-    run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, group=cfg.tracking.group,
+    who = identity(cfg)  # in a sweep: named by its swept overrides, grouped by its sweep
+    run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, group=who["group"],
                      mode=cfg.tracking.mode, config=redact(container), tags=[valid_tag(t) for t in tags_for(cfg)],
-                     name=f"{cfg.stage.name}-{cfg.loss.name}", reinit="finish_previous")
+                     name=who["name"], reinit="finish_previous",
+                     dir=None if os.environ.get("WANDB_DIR") else who["dir"])
     try:
         yield run
     finally:

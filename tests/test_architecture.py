@@ -24,9 +24,11 @@ LAYERS = [
               "rationalign.prompt_config", "rationalign.responses", "rationalign.llm", "rationalign.significance"]),
     ("training and engines", ["rationalign.training", "rationalign.engines", "rationalign.losses",
                               "rationalign.quark", "rationalign.models", "rationalign.rationale", "rationalign.judge",
-                              "rationalign.tracking", "rationalign.distributed"]),
+                              "rationalign.tracking", "rationalign.distributed", "rationalign.run_identity",
+                              "rationalign.wandb_offline"]),
     ("stages", ["rationalign.stages"]),
-    ("entry points", ["rationalign.cli", "rationalign.__main__", "rationalign.sweep", "rationalign.runner"]),
+    ("entry points", ["rationalign.cli", "rationalign.__main__", "rationalign.sweep", "rationalign.runner",
+                      "rationalign.sweep_upstream", "rationalign.job_metrics"]),
 ]
 
 

@@ -239,6 +239,46 @@ def test_resume_reproduces_uninterrupted_run(pairs_file, tmp_path):
     assert full_losses[3] != full_losses[1]  # the comparison is not trivially constant
 
 
+def test_resume_mid_epoch_with_length_grouping_reproduces_uninterrupted_run(pairs_file, tmp_path):
+    """group_by_length (the default) and a resume inside the second epoch: the rest of that epoch
+    must see the same batches as the uninterrupted run (a requeued SLURM job, make slurm-check c)."""
+    cfg = train_cfg(epochs=2, save_steps=5, batch_size=4, lr=2e-3, group_by_length=True)  # 4 steps per epoch
+
+    def fresh():
+        torch.manual_seed(0)
+        model, tok = load_for_training(TINY)
+        setup, ds = dataset(tok, pairs_file, "mpo")
+        return (model, tok), ds, setup
+
+    mt, ds, setup = fresh()
+    full, _ = _run(mt, ds, setup, tmp_path / "full", cfg)
+    full_losses = dict(full.loss_history)
+    mt, ds, setup = fresh()
+    with pytest.raises(_Crash):
+        _run(mt, ds, setup, tmp_path / "resumed", cfg, callbacks=[CrashAfterSave(5)])
+    mt, ds, setup = fresh()
+    resumed, stats = _run(mt, ds, setup, tmp_path / "resumed", cfg)
+    got = dict(resumed.loss_history)
+    assert sorted(got) == [6, 7, 8] and stats["steps"] == 8
+    for step in (6, 7, 8):
+        assert got[step] == pytest.approx(full_losses[step], rel=1e-5, abs=1e-6), (step, got, full_losses)
+
+
+def test_resume_skips_a_checkpoint_cut_short(tmp_path):
+    """A job killed while the Trainer saved checkpoint-6 (no trainer_state.json yet, or half of it)
+    resumes from the last complete one."""
+    from rationalign.training.trainer import last_checkpoint
+
+    assert last_checkpoint(tmp_path) is None
+    for step, state in ((2, "{}"), (4, "{}"), (6, None), (8, '{"global_st')):
+        d = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        d.mkdir(parents=True)
+        (d / "adapter_model.safetensors").write_bytes(b"")
+        if state is not None:
+            (d / "trainer_state.json").write_text(state)
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoints" / "checkpoint-4")
+
+
 def test_grad_accumulation_matches_full_batch(pairs_file, tmp_path):
     grads = {}
 

@@ -102,23 +102,26 @@ def test_grid_2x2_basic_launcher_records_every_job_and_shares_sft(space):
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(space):
-    # Job 0 raises at run time (its pairs file is read when the stage runs; options that are
-    # checked before any stage, like align.init=bogus, stop the sweep at once); job 1 must still run.
+    # Job 0 raises at run time (its pairs file is read when the stage runs); the loss.beta=-1 jobs
+    # fail the config check (a ConfigError, which in a sweep fails the job, not the whole sweep).
     empty = space.root / "empty_pairs.jsonl"
     empty.write_text("\n")
     good = next(o for o in space.common if o.startswith("align.pairs=")).split("=", 1)[1]
-    proc, sweep_dir = multirun(space, "failing", "loss.lam=0.6", f"align.pairs={empty},{good}")
+    proc, sweep_dir = multirun(space, "failing", "loss.lam=0.6", f"align.pairs={empty},{good}", "loss.beta=0.05,-1")
     # Hydra re-raises the first failure after the last job: the sweep's exit status says so.
     assert proc.returncode != 0
     assert "empty_pairs.jsonl: no pairs" in proc.stderr
     rs = results(sweep_dir)
-    assert [r["status"] for r in rs] == ["failed", "ok"]
+    assert [r["status"] for r in rs] == ["failed", "failed", "ok", "failed"]
     assert rs[0]["error"]["type"] == "PairsError" and "empty_pairs.jsonl: no pairs" in rs[0]["error"]["message"]
     assert "Traceback" in rs[0]["error"]["traceback"]
-    assert rs[1]["metrics"]["train_loss"] > 0 and rs[1]["overrides"]["align.pairs"] == good
+    for bad in (rs[1], rs[3]):
+        assert bad["overrides"]["loss.beta"] == "-1"
+        assert bad["error"]["type"] == "ConfigError" and "loss.beta=-1.0: out of range" in bad["error"]["message"]
+    assert rs[2]["metrics"]["train_loss"] > 0 and rs[2]["overrides"]["align.pairs"] == good
     md = (sweep_dir / "summary.md").read_text()
-    assert "2 jobs, 1 ok, 1 failed" in md and "## Failed jobs" in md
-    assert "- job 0 (" in md and "empty_pairs.jsonl" in md
+    assert "4 jobs, 1 ok, 3 failed" in md and "## Failed jobs" in md
+    assert "- job 0 (" in md and "empty_pairs.jsonl" in md and "- job 3 (" in md and "out of range" in md
 
 
 @pytest.mark.slow
@@ -126,9 +129,16 @@ def test_grid_2x2_submitit_local_launcher(space):
     proc, sweep_dir = multirun(space, "submitit", "hydra/launcher=submitit_local", "loss.beta=0.05",
                                "loss.lam=0.4,0.8", "loss.gamma=0.5,1.0")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    check_grid(sweep_dir, "loss.lam", "loss.gamma")
+    rs = check_grid(sweep_dir, "loss.lam", "loss.gamma")
     assert any((sweep_dir / ".submitit").iterdir())  # the jobs really went through submitit
     assert "4 jobs, 4 ok, 0 failed" in (sweep_dir / "summary.md").read_text()
+    # One pre-step job built the shared upstream (rationalign/sweep_upstream.py) before the jobs ran:
+    # every job found SFT finished, none waited on its lock.
+    shared = json.loads((sweep_dir / "shared_upstream.json").read_text())
+    assert shared["stages"]["sft"] == rs[0]["upstream"]["sft"] and shared["composed"] == 4
+    for r in rs:
+        log = "".join(p.read_text() for p in (sweep_dir / str(r["job"]["num"])).glob("*.log"))
+        assert "stage sft: up to date" in log and "another run holds" not in log
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,15 +271,16 @@ def _fake_result(d: Path, num: int, status: str, over: dict, metrics: dict, err:
 
 def test_table_marks_best_per_metric_and_lists_failures(tmp_path):
     _fake_result(tmp_path / "0", 0, "ok", {"loss.beta": "0.1", "model": "tiny"},
-                 {"evaluate.sari": 40.0, "train_loss": 2.0, "seconds": 1.0})
+                 {"evaluate.aligned.CoN.score": 40.0, "evaluate.aligned.CoN.n": 20, "train_loss": 2.0, "seconds": 1.0})
     _fake_result(tmp_path / "1", 1, "ok", {"loss.beta": "0.01", "model": "tiny"},
-                 {"evaluate.sari": 45.0, "train_loss": 3.0, "seconds": 0.5})
+                 {"evaluate.aligned.CoN.score": 45.0, "evaluate.aligned.CoN.n": 10, "train_loss": 3.0, "seconds": 0.5})
     _fake_result(tmp_path / "10", 10, "failed", {"loss.beta": "0.5", "model": "tiny"}, {}, err="CUDA OOM")
     t = build_table(tmp_path)
     assert [r["job"]["num"] for r in t.rows] == [0, 1, 10]  # numeric order, not "0", "1", "10" lexically
     assert t.swept == ["loss.beta"] and t.constant == {"model": "tiny"}
-    assert t.ranked == {"evaluate.sari": "max", "train_loss": "min"}  # seconds is not a quality metric
-    assert t.best == {"evaluate.sari": 1, "train_loss": 0}
+    # seconds and the record count n are bookkeeping, not quality: never ranked by default
+    assert t.ranked == {"evaluate.aligned.CoN.score": "max", "train_loss": "min"}
+    assert t.best == {"evaluate.aligned.CoN.score": 1, "train_loss": 0}
     md = to_markdown(t)
     assert "**45**" in md and "**2**" in md and "- job 10 (loss.beta=0.5 model=tiny): ValueError: CUDA OOM" in md
     rows = to_csv(t).strip().splitlines()

@@ -18,10 +18,33 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 log = logging.getLogger("rationalign")
 
 LossFn = Callable[[Any, dict, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+class EpochSeededLengthSampler(LengthGroupedSampler):
+    """`train.group_by_length` whose shuffle is a function of (seed, epoch) alone. transformers'
+    LengthGroupedSampler draws from the global RNG when an epoch's iterator is made; a run resumed
+    mid-epoch from a checkpoint makes that iterator before the checkpoint's RNG state is restored,
+    so the rest of that epoch saw other batches than an uninterrupted run (a requeued SLURM job
+    trained something else: make slurm-check, check c). The Trainer calls set_epoch before each
+    epoch, resumed or not; every rank draws the same order."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=g))
 
 
 class LossTrainer(Trainer):
@@ -46,6 +69,13 @@ class LossTrainer(Trainer):
         self._tokens = 0
         self._t_last = time.time()
         self.loss_history: list[tuple[int, float]] = []
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:  # see EpochSeededLengthSampler
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthSampler(sampler.batch_size, sampler.lengths, seed)
+        return sampler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, metrics = self._loss_fn(model, inputs, num_items_in_batch)
