@@ -7,8 +7,8 @@ standard deviation (n - 1) and a 95% confidence interval for the mean from Stude
 t-distribution with n - 1 degrees of freedom (mean +- t * sd / sqrt(n); none with one seed).
 
 Significance: per seed, each job's report.json `significance.<column>.<label>` entry (a, b, n, p,
-p_lower) as its evaluate stage computed it; pooled over seeds: `pooled_test` below, the hook for
-rationalign.significance.compare (per-seed predictions in, one p out).
+p_lower) as its evaluate stage computed it; pooled over seeds: `pooled_test` below
+(rationalign.significance.compare on all seeds' per-sentence statistics, one p out).
 """
 
 from __future__ import annotations
@@ -73,14 +73,34 @@ def _scores(report: dict) -> dict[str, dict[str, float]]:
 
 
 def pooled_test(column: str, label: str, per_seed: list[dict]) -> dict | None:
-    """HOOK (lead): the significance test pooled over seeds.
+    """The significance test pooled over seeds: rationalign.significance.compare on every seed's
+    per-sentence statistics (the evaluate stage's sentence_stats.json), each resample scoring a
+    system by its mean corpus metric over the seeds. Seeds must have scored the same sentences
+    (experiment data is carved with a seed of its own). None where a seed has no statistics for
+    the column (ALL, or a report from before they were saved), shown as "n/a"."""
+    from rationalign.significance import compare
+    from rationalign.stages.eval_stats import STATS_FILE, load_stats
 
-    per_seed: one entry per seed, {"seed", "dir" (the evaluate stage dir: predictions/<system>/<task>.jsonl),
-    "a", "b" (system names), "entry" (that seed's report significance entry)}. Once
-    rationalign.significance.compare(...) takes per-seed predictions, call it here and return its
-    {"p": ..., "p_lower": ..., "method": ...}. Until then: None, shown as "pending" in the table.
-    """
-    return None
+    a_runs, b_runs, ids = [], [], None
+    for entry in per_seed:
+        path = Path(entry["dir"]) / STATS_FILE
+        if not path.is_file():
+            return None
+        stats, columns = load_stats(path)
+        a, b = stats.get(entry["a"], {}).get(column), stats.get(entry["b"], {}).get(column)
+        if a is None or b is None:
+            return None
+        if ids is None:
+            ids = columns.get(column)
+        elif columns.get(column) != ids:
+            raise ValueError(f"{path}: seed {entry['seed']} scored other {column} sentences than seed "
+                             f"{per_seed[0]['seed']}: a pooled test needs the same test set in every seed")
+        a_runs.append(a)
+        b_runs.append(b)
+    if not a_runs:
+        return None
+    result = compare(a_runs, b_runs)
+    return {**result, "method": "one-tailed sign test over bootstrap resamples, mean corpus metric over seeds"}
 
 
 def seed_groups(results: list[dict], seed_key: str = SEED_KEY) -> list[dict]:
@@ -172,9 +192,10 @@ def to_markdown(groups: list[dict], swept: list[str]) -> str:
             for col, comparisons in g["significance"].items():
                 for label, slot in comparisons.items():
                     per = [_p((slot["per_seed"].get(s) or {}).get("p")) for s in g["seeds"]]
-                    pooled = "pending" if slot["pooled"] is None else _p(slot["pooled"].get("p"))
+                    pooled = "n/a" if slot["pooled"] is None else _p(slot["pooled"].get("p"))
                     lines.append(f"| {col} | {label} | " + " | ".join(per) + f" | {pooled} |")
-            lines += ["", ("p: one-tailed, for 'a better than b' as each seed's report computed it; pooled: "
-                      "rationalign.report_seeds.pooled_test (pending until rationalign.significance.compare "
-                      "takes per-seed predictions)."), ""]
+            lines += ["", ("p: one-tailed sign test over bootstrap resamples, for 'a better than b', as each "
+                      "seed's report computed it; pooled: the same test on every seed's outputs, a system "
+                      "scored by its mean corpus metric over the seeds on each resample "
+                      "(rationalign.report_seeds.pooled_test)."), ""]
     return "\n".join(lines) + "\n"

@@ -169,10 +169,13 @@ def check_predict_inputs(cfg: DictConfig) -> None:
     from rationalign.assistant import PredictInputError
     from rationalign.stages.predict import predict_items
 
+    class PredictConfigError(ConfigError, PredictInputError):
+        """Both: the CLI prints a ConfigError in one line; callers of run() catch PredictInputError."""
+
     try:
         predict_items(cfg)
     except PredictInputError as e:
-        raise ConfigError(str(e)) from None
+        raise PredictConfigError(str(e)) from None
 
 
 def validate_data(cfg: DictConfig) -> None:

@@ -79,7 +79,7 @@ def test_seed_groups_per_setting_system_and_column(sweep):
     assert "### loss.beta=0.01" in md and "95% CI over seeds (Student's t, n - 1 dof)" in md
     half = T_975_DF2 * 2.0 / math.sqrt(3)
     assert f"32.0 ± 2.0 [{32 - half:.1f}, {32 + half:.1f}]" in md
-    assert "| AST | aligned vs SFT(R) | 0.010 | 0.020 | 0.030 | pending |" in md
+    assert "| AST | aligned vs SFT(R) | 0.010 | 0.020 | 0.030 | n/a |" in md  # no sentence statistics saved
 
 
 def test_a_seed_only_sweep_is_one_setting_and_failed_jobs_are_left_out(sweep):
@@ -160,3 +160,47 @@ def test_a_failed_test_run_is_an_error_naming_the_job(sweep):
     with pytest.raises(RuntimeError, match=r"test evaluation of job 3 failed .*boom"):
         dev_select.dev_and_test(sweep, rows, "evaluate.aligned.AST.score",
                                 runner=lambda cmd, cwd, **kw: SimpleNamespace(returncode=1, stderr="boom"))
+
+
+SRC = ["the cat sat on the mat quietly today", "a very big dog ran fast", "we went to the old town"]
+REFS = [["the cat sat on the mat", "the cat sat today"], ["a big dog ran", "a dog ran fast"],
+        ["we went to town", "we went to the town"]]
+OUTS = {"aligned": [["the cat sat on the mat", "a big dog ran", "we went to town"],
+                    ["the cat sat today", "a dog ran fast", "we went to the town"],
+                    ["the cat sat on the mat today", "a big dog ran", "we went to town"]],
+        "sft": [SRC, SRC, ["the cat sat on the mat quietly", "a very big dog ran", "we went to the old town"]]}
+
+
+def _save_seed_stats(ev: Path, seed: int, ids: list[str]) -> None:
+    from rationalign.metrics.resample import column_stats
+    from rationalign.stages.eval_stats import save_stats
+
+    stats = {s: {"AST": column_stats("sari", SRC, OUTS[s][seed], REFS)} for s in OUTS}
+    save_stats(ev, stats, {"AST": ids})
+
+
+def test_pooled_significance_is_the_sign_test_on_every_seeds_outputs(sweep):
+    from rationalign.metrics.resample import column_stats
+    from rationalign.significance import compare
+
+    rows = [r for r in build_table(sweep).rows if r["overrides"]["loss.beta"] == "0.1"]
+    for r in rows:
+        _save_seed_stats(Path(r["stage_dirs"]["evaluate"]), int(r["overrides"]["seed"]), ["a", "b", "c"])
+    (g,) = seed_groups(rows)
+    pooled = g["significance"]["AST"]["aligned vs SFT(R)"]["pooled"]
+    want = compare([column_stats("sari", SRC, OUTS["aligned"][i], REFS) for i in range(3)],
+                   [column_stats("sari", SRC, OUTS["sft"][i], REFS) for i in range(3)])
+    assert pooled["runs"] == want["runs"] == [3, 3] and pooled["n"] == 3
+    assert pooled["p"] == want["p"] and pooled["wins"] == want["wins"] and pooled["losses"] == want["losses"]
+    assert pooled["score_a"] == pytest.approx(sum(column_stats("sari", SRC, OUTS["aligned"][i], REFS).score()
+                                                  for i in range(3)) / 3, rel=1e-12)
+    assert f"| {pooled['p']:.3f} |" in to_markdown([g], ["seed"])
+
+
+def test_pooled_significance_refuses_seeds_scored_on_other_sentences(sweep):
+    rows = [r for r in build_table(sweep).rows if r["overrides"]["loss.beta"] == "0.1"]
+    for r in rows:
+        seed = int(r["overrides"]["seed"])
+        _save_seed_stats(Path(r["stage_dirs"]["evaluate"]), seed, ["a", "b", "x" if seed == 2 else "c"])
+    with pytest.raises(ValueError, match="other AST sentences"):
+        seed_groups(rows)

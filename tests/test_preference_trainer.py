@@ -273,7 +273,8 @@ def test_resume_skips_a_checkpoint_cut_short(tmp_path):
     for step, state in ((2, "{}"), (4, "{}"), (6, None), (8, '{"global_st')):
         d = tmp_path / "checkpoints" / f"checkpoint-{step}"
         d.mkdir(parents=True)
-        (d / "adapter_model.safetensors").write_bytes(b"")
+        for name in ("adapter_model.safetensors", "optimizer.pt", "rng_state.pth"):  # the rest of a checkpoint
+            (d / name).write_bytes(b"")
         if state is not None:
             (d / "trainer_state.json").write_text(state)
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoints" / "checkpoint-4")
