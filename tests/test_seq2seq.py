@@ -138,7 +138,8 @@ def test_hf_engine_generates_for_t5(t5):
     eng = HFEngine(model, tok, batch_size=2, progress=False, layout=Layout())
     greedy = eng.generate(prompts, max_new_tokens=12)
     assert greedy == eng.generate(prompts, max_new_tokens=12)  # deterministic
-    assert all(isinstance(g, str) and g for g in greedy)
+    # a random model may end some answers at once (EOS first): strings, not all empty
+    assert all(isinstance(g, str) for g in greedy) and any(greedy)
     # Order preserved and batching invisible: each equals the prompt generated alone, unbatched, with
     # HF generate on the plain encoder text (the output holds no prompt, only the decoder's tokens).
     for p, g in zip(prompts, greedy):
