@@ -170,7 +170,7 @@ def test_single_run_presets_compose_and_validate(preset, tmp_path):
                           check=False, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     import_components()
-    validate(_hydra_compose([f"experiment={preset}", "model=tiny"]))
+    validate(_hydra_compose([f"experiment={preset}", "model=tiny"]), data=False)  # machine checks (vLLM, data files) aside
 
 
 @pytest.mark.parametrize("preset", PRESETS)
