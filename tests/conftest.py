@@ -10,6 +10,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _restore_environ():
+    """Put os.environ back after every test. Code under test may set RANK/WORLD_SIZE (submitit's
+    rank mapping does, by design); one leaked WORLD_SIZE makes every later stage wait in a
+    barrier for ranks that never come."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def shared_dir(kind: str) -> Path | None:
     env = {"data": "RATIONALIGN_DATA", "vectors": "RATIONALIGN_VECTORS"}[kind]
     p = Path(os.environ[env]) if os.environ.get(env) else REPO.parent / "shared" / kind

@@ -114,8 +114,11 @@ def test_install_refuses_politely_without_root(monkeypatch):
 def _slurm_env(monkeypatch, **values: str) -> None:
     for k in [k for k in os.environ if k.startswith(("SLURM_", "SUBMITIT_"))]:
         monkeypatch.delenv(k)
+    # setenv before delenv so monkeypatch records them: export_distributed_env writes these into
+    # os.environ, and an unrecorded key would outlive the test (conftest also restores os.environ)
     for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(k, raising=False)
+        monkeypatch.setenv(k, "unset")
+        monkeypatch.delenv(k)
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
     for k, v in values.items():
         monkeypatch.setenv(k, v)
@@ -151,3 +154,8 @@ def test_slurm_job_record_for_result_json():
     assert slurm_job(env) == {"job_id": "12", "array_job_id": "10", "array_task_id": "2", "restart_count": "0",
                               "nodelist": "node1", "ntasks": "1", "partition": "local"}
     assert slurm_job({**env, "SLURM_RESTART_COUNT": "1"})["restart_count"] == "1"  # after a requeue
+
+
+def test_rank_mapping_tests_leave_no_world_behind():
+    # runs after the rank-mapping tests above: a leaked WORLD_SIZE=4 once hung the rest of the suite
+    assert "WORLD_SIZE" not in os.environ and "RANK" not in os.environ
