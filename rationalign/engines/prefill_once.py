@@ -27,6 +27,21 @@ def positions(att: torch.Tensor) -> torch.Tensor:
     return pos.masked_fill(att == 0, 1)
 
 
+def append_tokens(generated: list[list[int]], rows: list[int], tokens: list[int], eos: set[int],
+                  stop_hit=None) -> list[int]:
+    """Append each active row's new token to its output; returns the batch positions still going
+    (EOS is not appended; a row whose output hits a stop sequence keeps its last token and ends)."""
+    keep = []
+    for b, (row, tok) in enumerate(zip(rows, tokens)):
+        if tok in eos:
+            continue
+        generated[row].append(tok)
+        if stop_hit is not None and stop_hit(generated[row]):
+            continue
+        keep.append(b)
+    return keep
+
+
 def draw(scores: torch.Tensor, *, temperature: float, top_k: int, top_p: float,
          generator: torch.Generator | None = None) -> torch.Tensor:
     """One token per row from softmax(scores / temperature) restricted to the top-k, then to the top-p
@@ -86,14 +101,7 @@ def sample_prefill_once(model, ids: torch.Tensor, att: torch.Tensor, n: int, *, 
         else:
             scores = penalty(gen_ids, logits) if penalty is not None else logits  # sees generated ids only
             nxt = draw(scores, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-        keep = []
-        for b, (row, tok) in enumerate(zip(active.tolist(), nxt.tolist())):
-            if tok in eos:
-                continue
-            generated[row].append(tok)
-            if stop_hit is not None and stop_hit(generated[row]):
-                continue
-            keep.append(b)
+        keep = append_tokens(generated, active.tolist(), nxt.tolist(), eos, stop_hit)
         if not keep or step == max_new_tokens - 1:
             break
         if len(keep) < len(active):  # drop finished rows from the batch and the cache

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers import DynamicCache
 
-from rationalign.engines.prefill_once import positions
+from rationalign.engines.prefill_once import append_tokens, positions
 
 Group = tuple[Sequence[int], Sequence[Sequence[int]]]  # (shared prefix ids, [tail ids, ...])
 
@@ -105,14 +105,7 @@ def _decode_batch(model, groups, *, device, pad, eos_token_id, max_new_tokens, s
     active = torch.arange(att.shape[0], device=device)
     for step in range(max_new_tokens):
         nxt = logits.argmax(-1)
-        keep = []
-        for b, (row, tok) in enumerate(zip(active.tolist(), nxt.tolist())):
-            if tok in eos:
-                continue
-            generated[row].append(tok)
-            if stop_hit is not None and stop_hit(generated[row]):
-                continue
-            keep.append(b)
+        keep = append_tokens(generated, active.tolist(), nxt.tolist(), eos, stop_hit)
         if not keep or step == max_new_tokens - 1:
             break
         if len(keep) < len(active):  # finished rows leave the batch and the cache
