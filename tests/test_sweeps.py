@@ -22,7 +22,7 @@ from rationalign.sweep import build_result, parse_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 # Single-run presets (no grid): composed by the test below, not expanded into a sweep here.
-SINGLE_RUN = {"demo", "mario_writing", "paper_rationalign_8b"}
+SINGLE_RUN = {"asset", "demo", "mario_writing", "paper_rationalign_8b"}
 PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if p.stem not in SINGLE_RUN)
 # Passed explicitly so these tests hold whether or not conf/config.yaml selects it by default yet.
 CALLBACK = "hydra/callbacks=job_result"

@@ -69,7 +69,8 @@ def test_offline_log_reader_refuses_other_files(tmp_path):
 def _evaluate_manifest(key: str, shift: float) -> dict:
     """A finished stage=evaluate manifest, shaped like the real one (see tests/test_sweep_metrics.py)."""
     cell = lambda s, **kw: {"score": s + shift, "n": 1, "malformed": 0, "metric": "sari", **kw}
-    return {"stage": "evaluate", "key": key, "upstream": {},
+    # "outputs": {}: a finished stage lists its files (stages/artifacts.py); this one has none to verify
+    return {"stage": "evaluate", "key": key, "upstream": {}, "outputs": {},
             "metrics": {"aligned": {"CoN": cell(10.0), "AST": cell(20.0), "GYAFC-EM": cell(30.0, formality=0.5)}},
             "analyses": {"reward_model": {"heldout_accuracy": 0.75, "heldout_pairs": 4,
                                           "systems": {"aligned": {"mean_reward": 0.1 + shift, "mean_metric": 12.0}}},
@@ -81,8 +82,9 @@ def test_each_sweep_job_has_its_report_in_a_distinct_offline_wandb_run(tmp_path)
     from rationalign.stages.base import MANIFEST, Context
 
     import_components()
-    common = ["stage=evaluate", "model=tiny", "loss=mpo", "evaluate.systems=[aligned]", "tracking=wandb",
-              f"paths.root={tmp_path / 'out'}", "hydra/callbacks=job_result"]
+    # evaluate.split=dev: what a sweep evaluates by default, named so the stage keys composed here match
+    common = ["stage=evaluate", "model=tiny", "loss=mpo", "evaluate.systems=[aligned]", "evaluate.split=dev",
+              "tracking=wandb", f"paths.root={tmp_path / 'out'}", "hydra/callbacks=job_result"]
     lams = {"0.4": 0.0, "0.8": 5.0}
     for lam, shift in lams.items():  # each job finds its evaluate stage finished and goes on to tracking
         cfg = compose([*common[:-1], f"loss.lam={lam}"])
