@@ -79,10 +79,14 @@ def seed_section(table, out: Path, seed_key: str) -> str:
 def dev_test_section(sweep_dir: Path, table, out: Path, metrics: list[str] | None, seed_key: str) -> str:
     """The best setting on dev, re-evaluated on test; both side by side."""
     from rationalign.dev_select import dev_and_test, to_markdown
-    from rationalign.report_sweep import parse_metric_spec
+    from rationalign.report_sweep import default_direction, parse_metric_spec
 
     if metrics:
         metric, direction = parse_metric_spec(metrics[0])
+        # no ":max"/":min" suffix: the direction the table ranks it by (a score is maximised), never a guess
+        direction = direction or table.ranked.get(metric) or default_direction(metric)
+        if direction is None:
+            raise ValueError(f"--metric {metric}: say which way is better ({metric}:max or {metric}:min)")
     else:
         scores = [m for m in table.ranked if m.endswith(".score")]
         if len(scores) != 1:
